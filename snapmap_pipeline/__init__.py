@@ -1,0 +1,1 @@
+"""SnapMap: HR exports in, Eightfold feeds out."""

@@ -1,0 +1,268 @@
+"""Entity schemas: Eightfold's contracts, loaded from `schemas/<entity>.yaml` and validated on load.
+
+The YAML is the single source of entity knowledge. Code reads it; it never copies field lists into
+constants. No Dagster imports here.
+
+Format (see `schemas/README.md` for the full description)::
+
+    entity: employee
+    title: Employee
+    csv_file: EMPLOYEE-MAIN
+    xml: {root: EF_Employee_List, record: EF_Employee}
+    key: EMPLOYEE_ID
+    operations:
+      ingest: {xml_required: [...], csv_required: [...]}
+      update: {xml_required: [EMPLOYEE_ID], csv_required: [EMPLOYEE_ID]}
+      delete: {fields: [EMPLOYEE_ID, EMAIL], xml_required: [EMPLOYEE_ID], csv_required: [EMPLOYEE_ID]}
+    fields:
+      - {name: EMPLOYEE_ID, xml: employee_id, type: string, no_whitespace: true, ...}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from snapmap_pipeline.errors import SchemaError, UnknownEntityError
+
+FieldType = Literal["string", "email", "date", "datetime", "integer", "float", "boolean", "enum", "list"]
+Operation = Literal["ingest", "update", "upsert", "delete"]
+OPERATIONS: tuple[str, ...] = ("ingest", "update", "upsert", "delete")
+
+CUSTOM_RE = re.compile(r"^EFCUSTOM(LIST)?_(INT|STR|FLOAT|BOOL|DATE|DATETIME)_([A-Za-z0-9_]+)$")
+# Eightfold custom column type → (our field type, XSD custom data_type)
+CUSTOM_TYPES: dict[str, tuple[str, str]] = {
+    "INT": ("integer", "int"),
+    "STR": ("string", "string"),
+    "FLOAT": ("float", "float"),
+    "BOOL": ("boolean", "boolean"),
+    "DATE": ("date", "date"),
+    "DATETIME": ("datetime", "dateTime"),
+}
+
+
+class FieldSpec(BaseModel):
+    """One column of the entity's MAIN sheet, and where it goes in the XML."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Eightfold CSV column name, exactly as the spec spells it.")
+    xml: str | None = Field(
+        None, description="Path under the record element, '/'-separated. None: CSV only (no XSD element)."
+    )
+    type: FieldType = "string"
+    item_type: FieldType | None = Field(None, description="For type list: the type of each item.")
+    xml_repeat: str | None = Field(
+        None, description="For type list: the path segment repeated per item (default: the last)."
+    )
+    required: bool = Field(False, description="Required by the CSV spec (ingest).")
+    xml_required: bool = Field(False, description="Required by the XSD (ingest).")
+    max_length: int | None = None
+    values: list[str] | None = Field(None, description="Possible values, exact (enum).")
+    no_whitespace: bool = Field(False, description="XSD NoSpaceString: no whitespace inside.")
+    description: str = ""
+    aliases: list[str] = Field(default_factory=list)
+    key_like: bool = Field(False, description="An identifier (own id or a reference to another).")
+    derive: Literal["drop_time"] | None = Field(
+        None, description="How the value is derived when no column maps to it (marked derived in the report)."
+    )
+    input_only: bool = Field(
+        False, description="Mapping target only (e.g. FULL_NAME, split by the SQL model); never exported."
+    )
+
+    @property
+    def xml_is_list(self) -> bool:
+        """A list field repeats its last XML element once per item."""
+        return self.type == "list"
+
+    @model_validator(mode="after")
+    def _check(self) -> FieldSpec:
+        if self.type == "enum" and not self.values:
+            raise ValueError(f"field {self.name}: type enum needs 'values'")
+        if self.item_type is not None and self.type != "list":
+            raise ValueError(f"field {self.name}: item_type is only for type list")
+        if self.xml_required and not self.xml:
+            raise ValueError(f"field {self.name}: xml_required without an xml path")
+        return self
+
+
+class OperationSpec(BaseModel):
+    """What one operation (ingest, update/upsert, delete) writes and requires."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fields: list[str] | None = Field(None, description="Fields this operation carries; None = all.")
+    xml_required: list[str] = Field(default_factory=list)
+    csv_required: list[str] = Field(default_factory=list)
+    xsd: str | None = Field(None, description="Eightfold's XSD file name for this operation.")
+
+
+class XmlNames(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root: str
+    record: str
+
+
+class EntitySchema(BaseModel):
+    """One Eightfold entity: its MAIN record, key, operations and fields in spec order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entity: str
+    title: str
+    version: int = 1
+    description: str = ""
+    csv_file: str
+    xml: XmlNames
+    key: str
+    custom_fields: bool = True
+    operations: dict[Operation, OperationSpec]
+    fields: list[FieldSpec]
+    spec_notes: list[str] = Field(
+        default_factory=list, description="Where the CSV spec and XSD disagree, said plainly."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> EntitySchema:
+        seen: set[str] = set()
+        for f in self.fields:
+            if f.name in seen:
+                raise ValueError(f"duplicate field {f.name}")
+            seen.add(f.name)
+        if self.key not in seen:
+            raise ValueError(f"key {self.key} is not a field")
+        for op, spec in self.operations.items():
+            for name in [*(spec.fields or []), *spec.xml_required, *spec.csv_required]:
+                if name not in seen:
+                    raise ValueError(f"operation {op} names unknown field {name}")
+        return self
+
+    # -- lookups -------------------------------------------------------------------------------------
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    @property
+    def output_fields(self) -> list[FieldSpec]:
+        """Fields that appear in the Eightfold outputs (not input-only helpers), in spec order."""
+        return [f for f in self.fields if not f.input_only]
+
+    def field(self, name: str) -> FieldSpec:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        custom = custom_field(name)
+        if custom is not None:
+            return custom
+        raise KeyError(name)
+
+    def has_field(self, name: str) -> bool:
+        return name in self.field_names or (self.custom_fields and custom_field(name) is not None)
+
+    def operation(self, operation: str) -> OperationSpec:
+        op = "update" if operation == "upsert" and "upsert" not in self.operations else operation
+        if op not in self.operations:
+            raise UnknownEntityError(
+                f"entity {self.entity} does not support operation {operation}",
+                code="unsupported_operation",
+                entity=self.entity,
+                operation=operation,
+            )
+        return self.operations[op]  # type: ignore[index]
+
+    def fields_for(self, operation: str = "ingest") -> list[FieldSpec]:
+        """Fields written by `operation`, in spec order."""
+        names = self.operation(operation).fields
+        if names is None:
+            return self.output_fields
+        return [f for f in self.output_fields if f.name in names]
+
+    def required_for(self, operation: str = "ingest", target: Literal["xml", "csv"] = "xml") -> list[str]:
+        spec = self.operation(operation)
+        return list(spec.xml_required if target == "xml" else spec.csv_required)
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the schema's content changes: keys caches such as the field index."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+def custom_field(name: str) -> FieldSpec | None:
+    """A FieldSpec for an `EFCUSTOM_<TYPE>_<NAME>` / `EFCUSTOMLIST_<TYPE>_<NAME>` column, else None.
+
+    >>> custom_field("EFCUSTOM_STR_COST_CENTER").xml
+    'custom_info'
+    """
+    m = CUSTOM_RE.match(name)
+    if not m:
+        return None
+    is_list, kind, _ = m.groups()
+    ftype, _ = CUSTOM_TYPES[kind]
+    if is_list:
+        return FieldSpec(name=name, xml="custom_multi_value_list", type="list", item_type=ftype)  # type: ignore[arg-type]
+    return FieldSpec(name=name, xml="custom_info", type=ftype)  # type: ignore[arg-type]
+
+
+def schemas_dir() -> Path:
+    from snapmap_pipeline.settings import get_settings
+
+    return get_settings().schemas_dir
+
+
+def load_schema_file(path: Path) -> EntitySchema:
+    """Load and validate one YAML. Errors name the file and the field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SchemaError(f"{path.name}: cannot read: {exc}", path=str(path)) from exc
+    if not isinstance(raw, dict):
+        raise SchemaError(f"{path.name}: not a mapping", path=str(path))
+    names = [f.get("name") for f in raw.get("fields", []) if isinstance(f, dict)]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SchemaError(f"{path.name}: duplicate field {dupes[0]}", path=str(path), field=dupes[0])
+    try:
+        return EntitySchema.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = err.get("loc", ())
+        where = _field_name_at(raw, loc)
+        raise SchemaError(
+            f"{path.name}: {where}{err.get('msg')}", path=str(path), field=where.rstrip(": ") or None
+        ) from exc
+
+
+def _field_name_at(raw: dict, loc: tuple) -> str:
+    if len(loc) >= 2 and loc[0] == "fields" and isinstance(loc[1], int):
+        try:
+            return f"field {raw['fields'][loc[1]].get('name', loc[1])}: "
+        except (IndexError, AttributeError):
+            return ""
+    return ""
+
+
+@lru_cache(maxsize=4)
+def load_all(directory: Path | None = None) -> dict[str, EntitySchema]:
+    """All entity schemas, keyed by entity name, sorted."""
+    directory = directory or schemas_dir()
+    out: dict[str, EntitySchema] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        schema = load_schema_file(path)
+        out[schema.entity] = schema
+    return out
+
+
+def load_schema(entity: str, directory: Path | None = None) -> EntitySchema:
+    schemas = load_all(directory)
+    if entity not in schemas:
+        raise UnknownEntityError(
+            f"unknown entity '{entity}'; known: {', '.join(schemas)}", entity=entity
+        )
+    return schemas[entity]
