@@ -262,7 +262,5 @@ def load_all(directory: Path | None = None) -> dict[str, EntitySchema]:
 def load_schema(entity: str, directory: Path | None = None) -> EntitySchema:
     schemas = load_all(directory)
     if entity not in schemas:
-        raise UnknownEntityError(
-            f"unknown entity '{entity}'; known: {', '.join(schemas)}", entity=entity
-        )
+        raise UnknownEntityError(f"unknown entity '{entity}'; known: {', '.join(schemas)}", entity=entity)
     return schemas[entity]

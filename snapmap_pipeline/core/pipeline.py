@@ -1,0 +1,320 @@
+"""The one code path from a dropped file to Eightfold feeds. The CLI calls `process_bytes`; the Dagster
+assets call the step functions one by one. No Dagster imports here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from snapmap_pipeline.core.schema import EntitySchema, load_all, load_schema
+from snapmap_pipeline.errors import EntityUnknownError, MappingReviewError
+from snapmap_pipeline.logs import get_logger
+from snapmap_pipeline.settings import Settings, get_settings
+
+log = get_logger(__name__)
+
+ROW = "_row"
+_KEY_SAFE = re.compile(r"[^a-z0-9._-]+")
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def drop_partition_key(name: str, data_or_hash: bytes | str) -> str:
+    """A short, UI-safe partition key: `[a-z0-9._-]` only, ending in the content hash.
+
+    >>> drop_partition_key("acme/Workers, Q1.csv", "ab" * 32)
+    'acme.workers-q1.csv-abababababab'
+    """
+    digest = data_or_hash if isinstance(data_or_hash, str) else content_hash(data_or_hash)
+    stem = _KEY_SAFE.sub("-", name.lower().replace("/", ".")).strip("-.")[:60].strip("-.")
+    return f"{stem or 'drop'}-{digest[:12]}"
+
+
+def tenant_from_name(name: str) -> str | None:
+    """`<tenant>/<file>` → tenant; a bare file name has none."""
+    parts = [p for p in name.replace("\\", "/").split("/") if p]
+    return parts[0] if len(parts) > 1 else None
+
+
+# -- steps (each is what one asset does) ------------------------------------------------------------
+def read_step(data: bytes, filename: str, settings: Settings | None = None, *, sheet: str | None = None):
+    """Bytes → (frame of strings with `_row`, ReadReport)."""
+    from snapmap_pipeline.core.read import read_bytes
+
+    df, report = read_bytes(data, filename, sheet=sheet, settings=settings or get_settings())
+    first_row = report.header_row + 2  # spreadsheet row of the first record (1-based, header counted)
+    df = df.with_row_index(ROW, offset=first_row).with_columns(pl.col(ROW).cast(pl.Int64))
+    log.info("read", extra={"fields": {"rows": df.height, "columns": df.width - 1, "kind": report.kind}})
+    return df, report
+
+
+def source_columns(df: pl.DataFrame) -> list[str]:
+    return [c for c in df.columns if c != ROW]
+
+
+def infer_step(
+    df: pl.DataFrame,
+    filename: str,
+    *,
+    entity: str | None = None,
+    tenant: str | None = None,
+    settings: Settings | None = None,
+):
+    """Decide the entity: explicit argument, then the tenant override, then inference.
+
+    Returns (EntityGuess, profiles). Raises EntityUnknownError when nothing is confident.
+    """
+    from snapmap_pipeline.core.infer import EntityGuess, infer_entity
+    from snapmap_pipeline.core.mapping import load_overrides
+    from snapmap_pipeline.core.profile import profile_frame
+
+    settings = settings or get_settings()
+    cols = source_columns(df)
+    profiles = profile_frame(df.select(cols))
+    forced = entity or (load_overrides(tenant, settings).entity if tenant else None)
+    if forced:
+        load_schema(forced)  # unknown names fail here with a clear error
+        return EntityGuess(entity=forced, confidence=1.0, candidates=[(forced, 1.0)]), profiles
+    guess = infer_entity(cols, profiles, filename, load_all(), settings=settings)
+    if guess.entity is None:
+        best = ", ".join(f"{e} {s:.2f}" for e, s in guess.candidates[:3])
+        raise EntityUnknownError(
+            f"cannot tell which entity this file holds (best: {best}); pass --entity or set 'entity' "
+            f"in the tenant overrides",
+            candidates=guess.candidates[:5],
+        )
+    return guess, profiles
+
+
+def map_step(
+    df: pl.DataFrame,
+    profiles: dict,
+    schema: EntitySchema,
+    *,
+    tenant: str | None = None,
+    filename: str | None = None,
+    settings: Settings | None = None,
+):
+    from snapmap_pipeline.core.mapping import map_columns
+
+    return map_columns(
+        source_columns(df), profiles, schema, tenant=tenant, filename=filename, settings=settings
+    )
+
+
+def review_or_raise(mapping, schema: EntitySchema, operation: str, settings: Settings | None = None) -> None:
+    reasons = mapping.review_reasons(schema, operation, settings or get_settings())
+    if reasons:
+        raise MappingReviewError(
+            f"{len(reasons)} mapping issue(s) need review: {reasons[0]}", reasons=reasons
+        )
+
+
+@dataclass
+class Validated:
+    valid: pl.DataFrame
+    quarantine: pl.DataFrame  # source columns + _row, _rule, _column, _message
+    result: Any  # ValidationResult
+    transform_report: Any  # TransformReport
+
+
+def validate_step(
+    df: pl.DataFrame,
+    mapping,
+    schema: EntitySchema,
+    *,
+    operation: str = "ingest",
+    drop_time: datetime | None = None,
+    tenant: str | None = None,
+    settings: Settings | None = None,
+) -> Validated:
+    """Mapped → transformed (SQL model) → validated; quarantine keeps the source columns."""
+    from snapmap_pipeline.core.mapping import load_overrides
+    from snapmap_pipeline.core.transform import apply_mapping, transform
+    from snapmap_pipeline.core.validate import attach_source, validate
+
+    settings = settings or get_settings()
+    overrides = load_overrides(tenant, settings) if tenant else None
+    mapped = apply_mapping(df, mapping, schema)
+    transformed, treport = transform(
+        mapped,
+        schema,
+        drop_time=drop_time or datetime.now(UTC),
+        params={"tenant": tenant or ""},
+        settings=settings,
+    )
+    result = validate(
+        transformed,
+        schema,
+        operation,
+        settings=settings,
+        date_order=(overrides.date_order if overrides else None) or settings.date_order,
+    )
+    quarantine = attach_source(df, result.quarantine)
+    log.info(
+        "validated",
+        extra={
+            "fields": {
+                "rows_in": result.rows_in,
+                "valid": result.rows_valid,
+                "quarantined": result.rows_quarantined,
+            }
+        },
+    )
+    return Validated(result.valid, quarantine, result, treport)
+
+
+def export_step(
+    validated: Validated,
+    schema: EntitySchema,
+    out_dir: Path,
+    *,
+    operation: str = "ingest",
+    settings: Settings | None = None,
+    quality: bool = True,
+) -> dict[str, Any]:
+    """Write `<entity>.xml`, `<ENTITY>-MAIN.csv`, `quarantine.csv` and `quality/`; validate the XML."""
+    from snapmap_pipeline.core.export.csv import write_eightfold_csv, write_quarantine_csv
+    from snapmap_pipeline.core.export.xml import own_xsd, validate_xml, write_xml
+
+    settings = settings or get_settings()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    xml_path = out_dir / f"{schema.entity}.xml"
+    xml_report = write_xml(validated.valid, schema, operation, xml_path)
+    xsd_errors = validate_xml(xml_path, own_xsd(schema.entity, operation))
+    csv_report = write_eightfold_csv(validated.valid, schema, operation, out_dir / f"{schema.csv_file}.csv")
+    q_path = out_dir / "quarantine.csv"
+    write_quarantine_csv(validated.quarantine, q_path)
+    outputs: dict[str, Any] = {
+        "xml": str(xml_path),
+        "csv": None if csv_report.skipped else str(csv_report.path),
+        "quarantine": str(q_path),
+        "xml_report": xml_report.to_dict(),
+        "csv_report": csv_report.to_dict(),
+        "xsd_errors": xsd_errors,
+    }
+    if quality:
+        from snapmap_pipeline.core.quality import run_quality
+
+        outputs["quality"] = run_quality(
+            validated.valid, schema, operation, out_dir / "quality", sample_rows=settings.quality_sample_rows
+        )
+    return outputs
+
+
+# -- the whole path ---------------------------------------------------------------------------------
+@dataclass
+class ProcessReport:
+    filename: str
+    entity: str
+    operation: str
+    tenant: str | None
+    rows_in: int
+    rows_valid: int
+    rows_quarantined: int
+    mapping: dict
+    issues: list = field(default_factory=list)
+    outputs: dict = field(default_factory=dict)
+    read: dict = field(default_factory=dict)
+    inference: dict = field(default_factory=dict)
+    transform: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.filename,
+            "status": "processed",
+            "entity": self.entity,
+            "operation": self.operation,
+            "tenant": self.tenant,
+            "rows_in": self.rows_in,
+            "rows_valid": self.rows_valid,
+            "rows_quarantined": self.rows_quarantined,
+            "mapping": self.mapping,
+            "issues": self.issues,
+            "outputs": self.outputs,
+            "read": self.read,
+            "inference": self.inference,
+            "transform": self.transform,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def process_bytes(
+    data: bytes,
+    filename: str,
+    *,
+    out_dir: Path,
+    entity: str | None = None,
+    tenant: str | None = None,
+    operation: str = "ingest",
+    drop_time: datetime | None = None,
+    settings: Settings | None = None,
+    quality: bool = True,
+) -> ProcessReport:
+    """Read, infer, map, validate and export one file into `out_dir`; write `report.json`.
+
+    Raises InputError (unusable file) or ReviewRequired (entity/mapping needs a person; nothing is
+    exported then). Rows in = rows valid + rows quarantined, always.
+    """
+    settings = settings or get_settings()
+    started = time.perf_counter()
+    df, read_report = read_step(data, filename, settings)
+    guess, profiles = infer_step(df, filename, entity=entity, tenant=tenant, settings=settings)
+    schema = load_schema(guess.entity)
+    schema.operation(operation)
+    mapping = map_step(df, profiles, schema, tenant=tenant, filename=filename, settings=settings)
+    try:
+        review_or_raise(mapping, schema, operation, settings)
+    except MappingReviewError as exc:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        blocked = {
+            "file": filename,
+            "status": "blocked",
+            "entity": schema.entity,
+            "operation": operation,
+            "tenant": tenant,
+            "rows_in": df.height,
+            "mapping": mapping.to_dict(),
+            "review": exc.details.get("reasons", []),
+            "outputs": {},
+        }
+        (out_dir / "report.json").write_text(json.dumps(blocked, indent=2, default=str))
+        raise
+    validated = validate_step(
+        df, mapping, schema, operation=operation, drop_time=drop_time, tenant=tenant, settings=settings
+    )
+    outputs = export_step(validated, schema, out_dir, operation=operation, settings=settings, quality=quality)
+    r = validated.result
+    issues = list(r.issues)
+    if outputs["csv"] is None:
+        issues.append({"level": "warning", "rule": "csv_skipped", "message": outputs["csv_report"]["reason"]})
+    report = ProcessReport(
+        filename=filename,
+        entity=schema.entity,
+        operation=operation,
+        tenant=tenant,
+        rows_in=r.rows_in,
+        rows_valid=r.rows_valid,
+        rows_quarantined=r.rows_quarantined,
+        mapping=mapping.to_dict(),
+        issues=issues,
+        outputs=outputs,
+        read=read_report.to_dict(),
+        inference=guess.to_dict(),
+        transform=validated.transform_report.to_dict(),
+        seconds=time.perf_counter() - started,
+    )
+    (out_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    return report
