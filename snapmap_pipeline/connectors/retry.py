@@ -59,8 +59,15 @@ def with_retries(
             delay = delays[attempt - 1]
             log.warning(
                 "transient connector error, retrying",
-                extra={"fields": {"op": what, "attempt": attempt, "of": attempts, "delay_s": round(delay, 3),
-                                  "reason": str(exc)}},
+                extra={
+                    "fields": {
+                        "op": what,
+                        "attempt": attempt,
+                        "of": attempts,
+                        "delay_s": round(delay, 3),
+                        "reason": str(exc),
+                    }
+                },
             )
             if on_retry is not None:
                 on_retry()

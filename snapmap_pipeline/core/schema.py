@@ -61,6 +61,11 @@ class FieldSpec(BaseModel):
     xml_repeat: str | None = Field(
         None, description="For type list: the path segment repeated per item (default: the last)."
     )
+    xml_first: str | None = Field(
+        None,
+        description="For type list: also write the first item to this single element (an XSD that "
+        "requires one value beside the list, e.g. user `role` beside `roles_list/role`).",
+    )
     required: bool = Field(False, description="Required by the CSV spec (ingest).")
     xml_required: bool = Field(False, description="Required by the XSD (ingest).")
     max_length: int | None = None
@@ -101,6 +106,10 @@ class OperationSpec(BaseModel):
     xml_required: list[str] = Field(default_factory=list)
     csv_required: list[str] = Field(default_factory=list)
     xsd: str | None = Field(None, description="Eightfold's XSD file name for this operation.")
+    xml_exclude: list[str] = Field(
+        default_factory=list,
+        description="Fields this operation's CSV carries but its XSD has no element for.",
+    )
 
 
 class XmlNames(BaseModel):
@@ -123,6 +132,9 @@ class EntitySchema(BaseModel):
     xml: XmlNames
     key: str
     custom_fields: bool = True
+    custom_xml_parent: str | None = Field(
+        None, description="Where custom_info / custom_multi_value_list sit, if not at the record level."
+    )
     operations: dict[Operation, OperationSpec]
     fields: list[FieldSpec]
     spec_notes: list[str] = Field(
@@ -139,7 +151,7 @@ class EntitySchema(BaseModel):
         if self.key not in seen:
             raise ValueError(f"key {self.key} is not a field")
         for op, spec in self.operations.items():
-            for name in [*(spec.fields or []), *spec.xml_required, *spec.csv_required]:
+            for name in [*(spec.fields or []), *spec.xml_required, *spec.csv_required, *spec.xml_exclude]:
                 if name not in seen:
                     raise ValueError(f"operation {op} names unknown field {name}")
         return self
@@ -158,7 +170,7 @@ class EntitySchema(BaseModel):
         for f in self.fields:
             if f.name == name:
                 return f
-        custom = custom_field(name)
+        custom = custom_field(name, parent=self.custom_xml_parent) if self.custom_fields else None
         if custom is not None:
             return custom
         raise KeyError(name)
@@ -184,6 +196,11 @@ class EntitySchema(BaseModel):
             return self.output_fields
         return [f for f in self.output_fields if f.name in names]
 
+    def xml_fields_for(self, operation: str = "ingest") -> list[FieldSpec]:
+        """Fields written to `operation`'s XML: those with an XML path, minus the operation's exclusions."""
+        exclude = set(self.operation(operation).xml_exclude)
+        return [f for f in self.fields_for(operation) if f.xml and f.name not in exclude]
+
     def required_for(self, operation: str = "ingest", target: Literal["xml", "csv"] = "xml") -> list[str]:
         spec = self.operation(operation)
         return list(spec.xml_required if target == "xml" else spec.csv_required)
@@ -194,7 +211,7 @@ class EntitySchema(BaseModel):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
 
-def custom_field(name: str) -> FieldSpec | None:
+def custom_field(name: str, parent: str | None = None) -> FieldSpec | None:
     """A FieldSpec for an `EFCUSTOM_<TYPE>_<NAME>` / `EFCUSTOMLIST_<TYPE>_<NAME>` column, else None.
 
     >>> custom_field("EFCUSTOM_STR_COST_CENTER").xml
@@ -205,9 +222,15 @@ def custom_field(name: str) -> FieldSpec | None:
         return None
     is_list, kind, _ = m.groups()
     ftype, _ = CUSTOM_TYPES[kind]
+    prefix = f"{parent}/" if parent else ""
     if is_list:
-        return FieldSpec(name=name, xml="custom_multi_value_list", type="list", item_type=ftype)  # type: ignore[arg-type]
-    return FieldSpec(name=name, xml="custom_info", type=ftype)  # type: ignore[arg-type]
+        return FieldSpec(
+            name=name,
+            xml=f"{prefix}custom_multi_value_list",
+            type="list",
+            item_type=ftype,  # type: ignore[arg-type]
+        )
+    return FieldSpec(name=name, xml=f"{prefix}custom_info", type=ftype)  # type: ignore[arg-type]
 
 
 def schemas_dir() -> Path:

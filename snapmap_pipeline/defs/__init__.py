@@ -1,0 +1,19 @@
+"""The Dagster shell: the areas (drops, daily, ops) merged with the resources of `settings.env`.
+No domain logic here; asset bodies call `snapmap_pipeline.core`."""
+
+import dagster as dg
+
+from snapmap_pipeline.defs import daily, drops, ops
+from snapmap_pipeline.defs.resources import resources_for
+from snapmap_pipeline.settings import get_settings
+
+
+def build_defs() -> dg.Definitions:
+    """Definitions for the current settings (tests call it again after changing the environment)."""
+    settings = get_settings()
+    return dg.Definitions.merge(
+        drops.defs, daily.defs, ops.defs, dg.Definitions(resources=resources_for(settings.env, settings))
+    )
+
+
+defs = build_defs()

@@ -1,0 +1,338 @@
+"""What every drop source and delivery target shares: the file record, bounded listing pages with an
+opaque cursor, the two-look stability rule and the remote-path guard. No Dagster imports here."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from snapmap_pipeline.errors import RemotePathError
+from snapmap_pipeline.logs import get_logger
+
+log = get_logger(__name__)
+
+DEFAULT_INCLUDE: tuple[str, ...] = ("*.csv", "*.xlsx", "*.xls", "*.txt", "*.tsv")
+ARCHIVE_DIRS: tuple[str, ...] = ("processed", "failed")
+DONE_SUFFIX = ".done"
+PART_SUFFIX = ".part"
+MAX_TAKEN = 20_000  # identities remembered as already handed out when no full listing is at hand
+
+Destination = Literal["processed", "failed"]
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One dropped file as listed. `name` is relative to the source root, '/'-separated."""
+
+    name: str
+    size: int
+    mtime: float | None = None
+    etag: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """Name, size and ETag (or mtime): changes whenever the content may have changed."""
+        version = self.etag if self.etag else f"{self.mtime or 0:.6f}"
+        return f"{self.name}|{self.size}|{version}"
+
+    @property
+    def tenant(self) -> str | None:
+        """The first folder of the name (drops are laid out one folder per tenant), or None."""
+        head, sep, _ = self.name.partition("/")
+        return head if sep else None
+
+    @property
+    def signature(self) -> list[Any]:
+        """What must stay equal across two looks for the file to count as stable."""
+        return [self.size, self.etag if self.etag else self.mtime]
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One bounded listing page and the cursor to pass as `since` next time."""
+
+    files: list[RemoteFile]
+    cursor: str | None
+
+
+def short_id(identity: str) -> str:
+    """A 16-hex digest of an identity, to keep cursors and sensor state small."""
+    return hashlib.sha1(identity.encode("utf-8"), usedforsecurity=False).hexdigest()[:16]
+
+
+# -- the remote-path guard ---------------------------------------------------------------------------
+def safe_relpath(name: str) -> str:
+    """Normalise a name relative to the root; refuse absolute paths, `..` and odd characters.
+
+    >>> safe_relpath("acme/./drop.csv")
+    'acme/drop.csv'
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise RemotePathError("An empty remote name was given; pass a path relative to the drop root.")
+    if "\x00" in name or "\\" in name:
+        raise RemotePathError(
+            "Remote name contains a NUL or a backslash; rename the file on the source.", path=name
+        )
+    if name.startswith("/"):
+        raise RemotePathError(
+            "Absolute remote names are refused; names must be relative to the drop root.", path=name
+        )
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts or not parts:
+        raise RemotePathError(
+            "Remote name escapes the drop root with '..'; it was refused. Rename the file on the source.",
+            path=name,
+        )
+    return "/".join(parts)
+
+
+def within(path: str, root: str) -> bool:
+    """True when a normalised posix `path` is `root` or below it."""
+    root = root.rstrip("/") or "/"
+    return path == root or path.startswith(root if root == "/" else root + "/")
+
+
+def escape_error(name: str) -> RemotePathError:
+    return RemotePathError(
+        "Remote name resolves outside the drop root (a symlink or '..'); it was refused. "
+        "Remove the link on the source or point the connector at the real folder.",
+        path=name,
+    )
+
+
+def is_candidate(name: str, include: Sequence[str]) -> bool:
+    """Whether a listed name is a drop to consider: not archived, hidden, partial or a marker."""
+    parts = name.split("/")
+    if parts[0] in ARCHIVE_DIRS and len(parts) > 1:
+        return False
+    if any(p.startswith(".") for p in parts):
+        return False
+    base = parts[-1].lower()
+    if base.endswith(PART_SUFFIX) or base.endswith(DONE_SUFFIX):
+        return False
+    return any(fnmatch.fnmatchcase(base, pat.lower()) for pat in include)
+
+
+def skip_dir(rel_dir: str) -> bool:
+    """Folders never walked: archives at the top and hidden folders anywhere."""
+    parts = rel_dir.split("/")
+    return (len(parts) == 1 and parts[0] in ARCHIVE_DIRS) or any(p.startswith(".") for p in parts)
+
+
+# -- cursors -----------------------------------------------------------------------------------------
+@dataclass
+class ListCursor:
+    """The opaque `since` string, decoded.
+
+    Two orders exist. `mtime` (S3): (LastModified, key) ascending; `at` keeps the ids already returned at
+    exactly `m`, so ties across pages and keys modified within the same second are neither missed nor
+    doubled. `name` (local, SFTP): a sweep by name that wraps around, because SFTP clients such as WinSCP
+    preserve old mtimes on upload and an mtime cursor would silently skip those files.
+    """
+
+    order: Literal["mtime", "name"]
+    m: float | None = None
+    at: list[str] = field(default_factory=list)
+    after: str | None = None
+
+    def encode(self) -> str:
+        if self.order == "mtime":
+            return json.dumps({"o": "mtime", "m": self.m, "at": self.at}, separators=(",", ":"))
+        return json.dumps({"o": "name", "after": self.after}, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, since: str | None, order: Literal["mtime", "name"]) -> ListCursor:
+        if not since:
+            return cls(order=order)
+        try:
+            raw = json.loads(since)
+        except ValueError:
+            raw = None
+        if not isinstance(raw, dict) or raw.get("o") != order:
+            log.warning("ignoring a listing cursor of another kind; starting from the beginning")
+            return cls(order=order)
+        return cls(order=order, m=raw.get("m"), at=list(raw.get("at") or []), after=raw.get("after"))
+
+
+def paginate(
+    files: Iterable[RemoteFile], since: str | None, limit: int, order: Literal["mtime", "name"]
+) -> ListPage:
+    """Cut one bounded page out of a full listing, after the cursor."""
+    limit = max(1, int(limit))
+    cur = ListCursor.decode(since, order)
+    if order == "name":
+        ordered = sorted(files, key=lambda f: f.name)
+        rest = [f for f in ordered if cur.after is None or f.name > cur.after]
+        if not rest:  # the sweep reached the end: start the next one now so a tick is never idle
+            rest = ordered
+        page = rest[:limit]
+        at_end = len(rest) <= limit
+        nxt = ListCursor("name", after=None if at_end or not page else page[-1].name)
+        return ListPage(page, nxt.encode())
+    ordered = sorted(files, key=lambda f: (f.mtime or 0.0, f.name))
+    seen_at = set(cur.at)
+    m0 = cur.m
+    page = []
+    for f in ordered:  # already sorted; stop at the bound (a plain scan keeps the tie rule readable)
+        fm = f.mtime or 0.0
+        if m0 is not None and (fm < m0 or (fm == m0 and short_id(f.identity) in seen_at)):
+            continue
+        page.append(f)
+        if len(page) >= limit:
+            break
+    if not page:
+        return ListPage([], since if since else None)
+    last_m = page[-1].mtime or 0.0
+    at = [i for i in cur.at] if last_m == m0 else []
+    at += [short_id(f.identity) for f in page if (f.mtime or 0.0) == last_m]
+    return ListPage(page, ListCursor("mtime", m=last_m, at=at).encode())
+
+
+# -- the interfaces ----------------------------------------------------------------------------------
+@runtime_checkable
+class DropSource(Protocol):
+    """Where tenants drop files: list (bounded, cursor), take when stable, fetch whole, archive."""
+
+    def list(self, since: str | None = None, limit: int = 500) -> ListPage: ...
+
+    def fetch(self, name: str | RemoteFile) -> bytes: ...
+
+    def move(self, name: str, to: Destination) -> str: ...
+
+    def stat(self, name: str) -> RemoteFile | None: ...
+
+    def ready(
+        self, files: Sequence[RemoteFile], state: Mapping[str, Any] | None = None
+    ) -> tuple[list[RemoteFile], dict[str, Any]]: ...
+
+
+@runtime_checkable
+class DeliveryTarget(Protocol):
+    """Where feeds go out: atomic puts and a manifest written last."""
+
+    def put(self, name: str, data: bytes) -> Any: ...
+
+    def deliver(self, files: Mapping[str, bytes | Path], folder: str) -> dict[str, Any]: ...
+
+
+class BaseDropSource:
+    """Shared listing, stability and marker logic. Subclasses give `_walk`, `stat`, `_exists`, …"""
+
+    order: Literal["mtime", "name"] = "name"
+
+    def __init__(self, *, include: Sequence[str] = DEFAULT_INCLUDE, require_done_marker: bool = False):
+        self.include = tuple(include)
+        self.require_done_marker = require_done_marker
+        self._snapshot: dict[str, RemoteFile] | None = None
+
+    # subclasses --------------------------------------------------------------------------------
+    def _walk(self) -> list[RemoteFile]:
+        """Every candidate file under the root (filters applied)."""
+        raise NotImplementedError
+
+    def stat(self, name: str) -> RemoteFile | None:
+        raise NotImplementedError
+
+    def _exists(self, name: str) -> bool:
+        raise NotImplementedError
+
+    # shared ------------------------------------------------------------------------------------
+    def list(self, since: str | None = None, limit: int = 500) -> ListPage:
+        """One bounded page of drops after `since`; pass the returned cursor next time."""
+        files = self._walk()
+        self._snapshot = {f.name: f for f in files}
+        page = paginate(files, since, limit, self.order)
+        log.debug(
+            "listed drops", extra={"fields": {"total": len(files), "page": len(page.files), "limit": limit}}
+        )
+        return page
+
+    def _look(self, name: str) -> RemoteFile | None:
+        """A fresh look at one file: from this tick's full listing when there is one."""
+        if self._snapshot is not None:
+            return self._snapshot.get(name)
+        return self.stat(name)
+
+    def ready(
+        self, files: Sequence[RemoteFile], state: Mapping[str, Any] | None = None
+    ) -> tuple[list[RemoteFile], dict[str, Any]]:
+        """Files safe to take now, and the new state to keep (JSON-serialisable).
+
+        A file is ready when its size and mtime/ETag match the previous look (or its `.done` marker exists
+        with `require_done_marker`), and it was not already handed out with the same identity.
+        """
+        state = dict(state or {})
+        pending: dict[str, list[Any]] = dict(state.get("pending") or {})
+        taken: list[str] = list(state.get("taken") or [])
+        if self._snapshot is not None:  # forget ids of files gone from the source (moved/deleted)
+            present = {short_id(f.identity) for f in self._snapshot.values()}
+            taken = [t for t in taken if t in present]
+        taken_set = set(taken)
+
+        current: dict[str, RemoteFile] = {f.name: f for f in files}
+        for name in list(pending):  # second look at files seen before but outside this page
+            if name not in current:
+                fresh = self._look(name)
+                if fresh is None:
+                    pending.pop(name)
+                else:
+                    current[name] = fresh
+
+        out: list[RemoteFile] = []
+        for name in sorted(current):
+            f = current[name]
+            sid = short_id(f.identity)
+            if sid in taken_set:
+                pending.pop(name, None)
+                continue
+            if self.require_done_marker:
+                stable = self._exists(name + DONE_SUFFIX)
+            else:
+                stable = pending.get(name) == f.signature
+            if stable:
+                out.append(f)
+                pending.pop(name, None)
+                taken.append(sid)
+                taken_set.add(sid)
+            else:
+                pending[name] = f.signature
+        return out, {"pending": pending, "taken": taken[-MAX_TAKEN:]}
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What one sensor tick should take, and the state to store as the sensor cursor."""
+
+    ready: list[RemoteFile]
+    state: dict[str, Any]
+
+
+def poll(source: DropSource, state: Mapping[str, Any] | None = None, *, limit: int = 500) -> Tick:
+    """One sensor tick: list a bounded page after the saved cursor, then apply the stability rule.
+
+    `state` is what the previous tick returned (store it with `json.dumps` as the sensor cursor).
+    """
+    state = dict(state or {})
+    page = source.list(since=state.get("cursor"), limit=limit)
+    ready, stability = source.ready(page.files, state.get("stability"))
+    return Tick(ready, {"cursor": page.cursor or state.get("cursor"), "stability": stability})
+
+
+def archive_name(name: str, to: Destination, exists: Any) -> str:
+    """`<to>/<name>`, or with a numbered suffix when an earlier drop of the same name is archived."""
+    if to not in ARCHIVE_DIRS:
+        raise RemotePathError(f"Files can only be moved to {ARCHIVE_DIRS}, not {to!r}.", to=to)
+    dest = f"{to}/{name}"
+    stem, dot, ext = dest.rpartition(".")
+    if "/" in ext or not dot:
+        stem, dot, ext = dest, "", ""
+    n = 1
+    while exists(dest):  # keep every archived drop; never overwrite the previous one of that name
+        dest = f"{stem}.{n}{dot}{ext}"
+        n += 1
+    return dest

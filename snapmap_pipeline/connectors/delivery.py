@@ -1,0 +1,179 @@
+"""Delivery targets: local folder, SFTP and S3. Every put is atomic (`name.part` then rename, or one S3
+put with a checksum) and `manifest.json` is written last, so a reader never sees a half delivery as done.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import posixpath
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from snapmap_pipeline.connectors.base import PART_SUFFIX, escape_error, safe_relpath, within
+from snapmap_pipeline.connectors.retry import TransientError
+from snapmap_pipeline.connectors.s3 import S3Calls
+from snapmap_pipeline.connectors.sftp import SftpSession
+from snapmap_pipeline.errors import ConnectorError
+from snapmap_pipeline.logs import get_logger
+
+log = get_logger(__name__)
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class DeliveredFile:
+    """One file delivered whole: its name at the target, its size and its SHA-256 (hex)."""
+
+    name: str
+    bytes: int
+    sha256: str
+
+
+class BaseDelivery:
+    """`deliver()` on top of a subclass's atomic `put()`."""
+
+    def put(self, name: str, data: bytes) -> DeliveredFile:
+        raise NotImplementedError
+
+    def deliver(self, files: Mapping[str, bytes | Path], folder: str) -> dict[str, Any]:
+        """Put every file under `folder`, then `manifest.json` (files, bytes, sha256) last.
+
+        >>> LocalDelivery(tmp).deliver({"employee.xml": b"<x/>"}, "acme/2024-05-01")  # doctest: +SKIP
+        """
+        folder = safe_relpath(folder) if folder.strip("/") else ""
+        entries = []
+        for name in sorted(files):
+            content = files[name]
+            data = content.read_bytes() if isinstance(content, Path) else bytes(content)
+            rel = safe_relpath(name)
+            if rel == MANIFEST:
+                raise ConnectorError(
+                    "A delivered file cannot be called manifest.json; that name is the "
+                    "delivery's own manifest.",
+                    code="manifest_clash",
+                )
+            done = self.put(f"{folder}/{rel}" if folder else rel, data)
+            entries.append({"name": rel, "bytes": done.bytes, "sha256": done.sha256})
+        manifest = {
+            "folder": folder,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "files": entries,
+            "total_bytes": sum(e["bytes"] for e in entries),
+        }
+        body = json.dumps(manifest, indent=2).encode("utf-8")
+        self.put(f"{folder}/{MANIFEST}" if folder else MANIFEST, body)
+        log.info(
+            "delivered",
+            extra={
+                "fields": {
+                    "target": repr(self),
+                    "folder": folder,
+                    "files": len(entries),
+                    "bytes": manifest["total_bytes"],
+                }
+            },
+        )
+        return manifest
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class LocalDelivery(BaseDelivery):
+    """Deliver into a local folder (tests, shared mounts)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"LocalDelivery(root={str(self.root)!r})"
+
+    def put(self, name: str, data: bytes) -> DeliveredFile:
+        """Write `name.part`, fsync, then rename over `name`: readers see the old file or the new one."""
+        rel = safe_relpath(name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        root = self.root.resolve()
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.resolve().is_relative_to(root):
+            raise escape_error(rel)
+        part = target.with_name(target.name + PART_SUFFIX)
+        with part.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(part, target)
+        return DeliveredFile(rel, len(data), _digest(data))
+
+
+class SftpDelivery(SftpSession, BaseDelivery):
+    """Deliver to an SFTP server under `root`; same verified connection rules as the drop source."""
+
+    def __enter__(self) -> SftpDelivery:
+        return self
+
+    def put(self, name: str, data: bytes) -> DeliveredFile:
+        """Upload to `name.part`, check its size on the server, then rename over `name`."""
+        rel = safe_relpath(name)
+
+        def go(sftp: paramiko.SFTPClient) -> DeliveredFile:
+            parent = posixpath.dirname(rel)
+            if parent:
+                self._makedirs(sftp, parent)
+                if not within(sftp.normalize(self._full(parent)), self._root()):
+                    raise escape_error(rel)
+            full = self._full(rel)
+            part = full + PART_SUFFIX
+            with sftp.open(part, "wb") as fh:
+                fh.set_pipelined(True)
+                fh.write(data)
+            written = sftp.stat(part).st_size
+            if written != len(data):
+                raise TransientError(f"short write ({written} of {len(data)} bytes)", kind="transfer")
+            self._rename(sftp, part, full)
+            return DeliveredFile(rel, len(data), _digest(data))
+
+        return self._run("put", go)
+
+
+class S3Delivery(S3Calls, BaseDelivery):
+    """Deliver to `s3://bucket/prefix/…` with one put_object each, checked by SHA-256 and MD5."""
+
+    def __init__(
+        self, client: Any, bucket: str, prefix: str = "", *, retries: int = 3, backoff: float = 0.5
+    ) -> None:
+        super().__init__(client, bucket, prefix, retries=retries, backoff=backoff)
+
+    def put(self, name: str, data: bytes) -> DeliveredFile:
+        """One put_object: S3 stores all of it or none, and rejects it if the checksums disagree."""
+        rel = safe_relpath(name)
+        sha = hashlib.sha256(data)
+        md5 = hashlib.md5(data, usedforsecurity=False).digest()
+
+        def go() -> None:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self.key(rel),
+                Body=data,
+                ChecksumSHA256=base64.b64encode(sha.digest()).decode("ascii"),
+                ContentMD5=base64.b64encode(md5).decode("ascii"),
+                Metadata={"sha256": sha.hexdigest()},
+            )
+
+        self._call("put", go)
+        return DeliveredFile(rel, len(data), sha.hexdigest())
+
+
+def delivered_as_dict(d: DeliveredFile) -> dict[str, Any]:
+    """Plain dict of a DeliveredFile, for metadata."""
+    return asdict(d)

@@ -1,0 +1,378 @@
+"""Streaming Eightfold XML writer and XSD validation. Each chunk's records are built as strings by polars
+expressions (no per-row Python, no element tree) and appended to the file. No Dagster imports.
+
+The record layout comes only from the entity schema: a field's `xml` path nests it in groups, a `list`
+field repeats its `xml_repeat` segment once per comma-separated item, and `EFCUSTOM_*` columns become
+`custom_info/custom_field` (`EFCUSTOMLIST_*`: `custom_multi_value_list/custom_mv_field`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from lxml import etree
+
+from snapmap_pipeline.core.schema import CUSTOM_RE, CUSTOM_TYPES, EntitySchema, FieldSpec, custom_field
+from snapmap_pipeline.errors import ExportError
+from snapmap_pipeline.logs import get_logger
+
+log = get_logger(__name__)
+
+XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+# Characters XML 1.0 does not allow at all (surrogates cannot occur in a valid UTF-8 polars string).
+FORBIDDEN_XML10 = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x{FFFE}\x{FFFF}]"
+# Markup characters, plus CR: a raw CR would be read back as LF, so it is written as a reference.
+_ESCAPE_FROM = ["&", "<", ">", '"', "\r"]
+_ESCAPE_TO = ["&amp;", "&lt;", "&gt;", "&quot;", "&#13;"]
+MAX_ERRORS = 20
+# Above this size, a failed streaming validation is not re-run on a full tree just to get line numbers.
+_FULL_TREE_LIMIT_BYTES = 64 * 1024 * 1024
+
+FrameLike = pl.DataFrame | pl.LazyFrame | Iterable[pl.DataFrame]
+
+
+@dataclass
+class XmlReport:
+    """What `write_xml` wrote: record count, file size, XML-forbidden characters removed."""
+
+    rows: int
+    bytes: int
+    removed_chars: int
+    path: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["path"] = str(self.path)
+        return out
+
+
+# -- the record plan: a tree of groups built from the schema's xml paths ---------------------------------
+@dataclass
+class _Leaf:
+    """One column's contribution at a place in the record."""
+
+    column: str
+    kind: str  # "scalar" | "list" | "custom" | "custom_list"
+    element: str  # scalar: the element; list: the repeated element; custom: the custom element
+    inner: tuple[str, ...] = ()  # list: elements nested inside each repeated element, around the value
+    custom_name: str = ""
+    custom_type: str = ""
+
+
+@dataclass
+class _Group:
+    name: str
+    entries: list[_Group | _Leaf]
+
+    def group(self, name: str, field: str) -> _Group:
+        for entry in self.entries:
+            if isinstance(entry, _Group) and entry.name == name:
+                return entry
+            if isinstance(entry, _Leaf) and entry.kind == "scalar" and entry.element == name:
+                raise ExportError(
+                    f"field {field}: xml path uses '{name}' as a group, but another field writes it as a "
+                    "value; fix the xml paths in the entity schema",
+                    code="schema_xml_conflict",
+                    field=field,
+                )
+        child = _Group(name, [])
+        self.entries.append(child)
+        return child
+
+
+def _split_path(spec: FieldSpec) -> tuple[list[str], str, tuple[str, ...]]:
+    """(groups, element, inner) for a field: lists repeat `xml_repeat` (default: the last segment)."""
+    parts = [p for p in (spec.xml or "").split("/") if p]
+    if not parts:
+        raise ExportError(f"field {spec.name} has an empty xml path", code="schema_xml_conflict")
+    if spec.type != "list":
+        return parts[:-1], parts[-1], ()
+    repeat = spec.xml_repeat or parts[-1]
+    if repeat not in parts:
+        raise ExportError(
+            f"field {spec.name}: xml_repeat '{repeat}' is not a segment of its xml path '{spec.xml}'",
+            code="schema_xml_conflict",
+            field=spec.name,
+        )
+    i = parts.index(repeat)
+    return parts[:i], repeat, tuple(parts[i + 1 :])
+
+
+def record_fields(schema: EntitySchema, operation: str, columns: Iterable[str]) -> list[FieldSpec]:
+    """The fields (spec order, then custom columns in frame order) that `operation` writes from `columns`."""
+    cols = list(columns)
+    present = set(cols)
+    fields = [f for f in schema.fields_for(operation) if f.xml and not f.input_only and f.name in present]
+    if schema.custom_fields and operation != "delete":
+        # Delete forms carry only their own fields (the operation lists them), never custom blocks.
+        known = set(schema.field_names)
+        fields += [spec for c in cols if c not in known and (spec := custom_field(c)) is not None]
+    return fields
+
+
+def _plan(schema: EntitySchema, operation: str, columns: Iterable[str]) -> _Group:
+    root = _Group(schema.xml.record, [])
+    for spec in record_fields(schema, operation, columns):
+        m = CUSTOM_RE.match(spec.name)
+        if m and spec.name not in schema.field_names:
+            is_list, kind, name = m.groups()
+            groups, element, _ = _split_path(spec)
+            node = root
+            for g in [*groups, element]:  # the container (custom_info …) is a group
+                node = node.group(g, spec.name)
+            node.entries.append(
+                _Leaf(
+                    column=spec.name,
+                    kind="custom_list" if is_list else "custom",
+                    element="custom_mv_field" if is_list else "custom_field",
+                    custom_name=name,
+                    custom_type=CUSTOM_TYPES[kind][1],
+                )
+            )
+            continue
+        groups, element, inner = _split_path(spec)
+        node = root
+        for g in groups:
+            node = node.group(g, spec.name)
+        if any(isinstance(e, _Group) and e.name == element for e in node.entries) and spec.type != "list":
+            raise ExportError(
+                f"field {spec.name}: element '{element}' is also a group of another field's xml path",
+                code="schema_xml_conflict",
+                field=spec.name,
+            )
+        kind = "list" if spec.type == "list" else "scalar"
+        node.entries.append(_Leaf(column=spec.name, kind=kind, element=element, inner=inner))
+    return root
+
+
+# -- expressions ---------------------------------------------------------------------------------------
+def _text(column: str, clean: bool) -> pl.Expr:
+    expr = pl.col(column).cast(pl.String)
+    if clean:
+        expr = expr.str.replace_all(FORBIDDEN_XML10, "")
+    return expr
+
+
+def _escape(expr: pl.Expr) -> pl.Expr:
+    return expr.str.replace_many(_ESCAPE_FROM, _ESCAPE_TO)
+
+
+def _wrap(names: Iterable[str], expr: pl.Expr) -> pl.Expr:
+    names = list(names)
+    opening = "".join(f"<{n}>" for n in names)
+    closing = "".join(f"</{n}>" for n in reversed(names))
+    return pl.concat_str([pl.lit(opening), expr, pl.lit(closing)])
+
+
+def _non_empty(expr: pl.Expr) -> pl.Expr:
+    """Null for blank strings: an absent value writes no element (an empty one would fail typed XSDs).
+
+    `replace` evaluates `expr` once; a when/then would evaluate it twice, and nested groups would
+    double that at every level.
+    """
+    return expr.replace("", None)
+
+
+# Separators of a multi-valued cell: a comma with the blanks around it, and empty items between commas.
+_LIST_SEP = r"\s*,[\s,]*"
+_LIST_EDGES = " ,\t\n\r\x0b\x0c"
+
+
+def _items(column: str, clean: bool, wrap: list[str]) -> pl.Expr:
+    """A comma-separated cell → its trimmed, non-blank items, each escaped and wrapped in `wrap`.
+
+    String operations, not split/list.eval: the separators become close-and-open tags in one literal
+    replace, which measured 1.5-3x faster than list.eval over the items.
+    """
+    opening = "".join(f"<{n}>" for n in wrap)
+    closing = "".join(f"</{n}>" for n in reversed(wrap))
+    normalised = _text(column, clean).str.strip_chars(_LIST_EDGES).str.replace_all(_LIST_SEP, ",")
+    joined = _escape(normalised).str.replace_all(",", closing + opening, literal=True)
+    return pl.concat_str([pl.lit(opening), _non_empty(joined), pl.lit(closing)])
+
+
+def _leaf_expr(leaf: _Leaf, clean: bool) -> pl.Expr:
+    if leaf.kind == "scalar":
+        return _wrap([leaf.element], _non_empty(_escape(_text(leaf.column, clean))))
+    if leaf.kind == "list":
+        return _items(leaf.column, clean, [leaf.element, *leaf.inner])
+    head = (
+        f"<{leaf.element}><field_name>{leaf.custom_name}</field_name>"
+        f"<data_type>{leaf.custom_type}</data_type>"
+    )
+    if leaf.kind == "custom":
+        value = _wrap(["field_value"], _non_empty(_escape(_text(leaf.column, clean))))
+        return pl.concat_str([pl.lit(head), value, pl.lit(f"</{leaf.element}>")])
+    values = _items(leaf.column, clean, ["field_value"])
+    return pl.concat_str([pl.lit(head + "<data_list>"), values, pl.lit(f"</data_list></{leaf.element}>")])
+
+
+def _group_expr(group: _Group, clean: bool) -> pl.Expr:
+    """A group element appears only when one of its children has a value."""
+    children = [_node_expr(e, clean) for e in group.entries]
+    inner = pl.concat_str(children, ignore_nulls=True)
+    return _wrap([group.name], _non_empty(inner))
+
+
+def _node_expr(node: _Group | _Leaf, clean: bool) -> pl.Expr:
+    return _group_expr(node, clean) if isinstance(node, _Group) else _leaf_expr(node, clean)
+
+
+def _record_expr(plan: _Group, open_tag: str, clean: bool) -> pl.Expr:
+    children = [_node_expr(e, clean) for e in plan.entries]
+    return pl.concat_str(
+        [pl.lit(open_tag), *children, pl.lit(f"</{plan.name}>")], ignore_nulls=True
+    ).alias("record")
+
+
+def record_open_tag(schema: EntitySchema, operation: str) -> str:
+    """`<EF_X>`; upsert records say so with Eightfold's `operation="upsert"` attribute of the update form."""
+    if operation == "upsert":
+        return f'<{schema.xml.record} operation="upsert">'
+    return f"<{schema.xml.record}>"
+
+
+# -- writing -------------------------------------------------------------------------------------------
+def _chunks(frame: FrameLike, chunk_rows: int) -> Iterator[pl.DataFrame]:
+    if isinstance(frame, pl.DataFrame):
+        if frame.height == 0:
+            return
+        yield from frame.iter_slices(chunk_rows)
+    elif isinstance(frame, pl.LazyFrame):
+        yield from frame.collect_batches(chunk_size=chunk_rows)
+    else:
+        yield from frame
+
+
+def _columns_of(frame: FrameLike) -> list[str] | None:
+    if isinstance(frame, pl.DataFrame):
+        return frame.columns
+    if isinstance(frame, pl.LazyFrame):
+        return frame.collect_schema().names()
+    return None
+
+
+def write_xml(
+    frame: FrameLike,
+    schema: EntitySchema,
+    operation: str,
+    path: Path,
+    *,
+    chunk_rows: int = 100_000,
+) -> XmlReport:
+    """Write the validated frame as Eightfold XML for `operation`, chunk by chunk (memory stays flat).
+
+    `frame` is a DataFrame, a LazyFrame (collected in batches) or an iterable of DataFrames with the
+    same columns. Values are written as given (the validator normalised them); characters XML 1.0
+    forbids are removed and counted, markup characters are escaped.
+    """
+    schema.operation(operation)  # unsupported operations fail here, before a file is created
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    open_tag = record_open_tag(schema, operation)
+    root = schema.xml.root
+    rows = removed = 0
+    plans: dict[tuple[str, ...], tuple[pl.Expr, pl.Expr, list[str]]] = {}
+    with path.open("wb") as fh:
+        fh.write(f"{XML_DECLARATION}<{root}>\n".encode())
+        for chunk in _chunks(frame, chunk_rows):
+            if chunk.height == 0:
+                continue
+            key = tuple(chunk.columns)
+            if key not in plans:
+                plan = _plan(schema, operation, chunk.columns)
+                used = sorted({leaf.column for leaf in _leaves(plan)})
+                plans[key] = (_record_expr(plan, open_tag, False), _record_expr(plan, open_tag, True), used)
+            fast, cleaned, used = plans[key]
+            bad = _forbidden_count(chunk, used)
+            out = chunk.lazy().select(cleaned if bad else fast).collect()
+            removed += bad
+            rows += out.height
+            out.write_csv(fh, include_header=False, quote_style="never", line_terminator="\n")
+        fh.write(f"</{root}>\n".encode())
+        size = fh.tell()
+    log.info(
+        "xml written",
+        extra={"fields": {"entity": schema.entity, "operation": operation, "rows": rows, "bytes": size,
+                          "removed_chars": removed}},
+    )
+    return XmlReport(rows=rows, bytes=size, removed_chars=removed, path=path)
+
+
+def _leaves(node: _Group) -> Iterator[_Leaf]:
+    for e in node.entries:
+        if isinstance(e, _Group):
+            yield from _leaves(e)
+        else:
+            yield e
+
+
+def _forbidden_count(chunk: pl.DataFrame, columns: list[str]) -> int:
+    """How many XML-forbidden characters the written columns hold (0 almost always: then no cleaning)."""
+    if not columns:
+        return 0
+    counts = chunk.select(
+        pl.sum_horizontal(
+            [pl.col(c).cast(pl.String).str.count_matches(FORBIDDEN_XML10).fill_null(0) for c in columns]
+        ).sum()
+    )
+    return int(counts.item() or 0)
+
+
+# -- XSDs ----------------------------------------------------------------------------------------------
+def own_xsd(entity: str, operation: str) -> Path:
+    """Our XSD for an entity and operation (`schemas/xsd/<entity>_<operation>.xsd`; upsert uses update)."""
+    from snapmap_pipeline.core.schema import schemas_dir
+
+    op = "update" if operation == "upsert" else operation
+    return schemas_dir() / "xsd" / f"{entity}_{op}.xsd"
+
+
+_MASK_RE = re.compile(r"(?<!Element )(?<!facet )'[^']*'")
+_KEYSEQ_RE = re.compile(r"key-sequence \[[^\]]*\]")
+
+
+def _mask(message: str) -> str:
+    """libxml2 quotes the offending value in its messages; keep element names, hide the data."""
+    return _KEYSEQ_RE.sub("key-sequence [***]", _MASK_RE.sub("'***'", message))
+
+
+def validate_xml(path: Path, xsd_path: Path, *, max_errors: int = MAX_ERRORS) -> list[str]:
+    """Errors of `path` against `xsd_path` (empty when valid), at most `max_errors`, values masked.
+
+    lxml (libxml2) validates while it parses, so a large file is checked in one streaming pass with
+    flat memory; all of Eightfold's non-hybrid XSDs are XSD 1.0, which libxml2 handles. Only a failing
+    file small enough is parsed again as a tree, to give line numbers.
+    """
+    path, xsd_path = Path(path), Path(xsd_path)
+    try:
+        schema = etree.XMLSchema(etree.parse(str(xsd_path)))
+    except (OSError, etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
+        raise ExportError(
+            f"cannot load XSD {xsd_path.name}: {exc}; regenerate it with `snapmap schema --xsd`",
+            code="xsd_unreadable",
+            xsd=str(xsd_path),
+        ) from exc
+    try:
+        for _, element in etree.iterparse(str(path), events=("end",), schema=schema, huge_tree=True):
+            if element.getparent() is not None and element.getparent().getparent() is None:
+                element.clear()  # a finished record: drop it so memory stays flat
+                parent = element.getparent()
+                while element.getprevious() is not None:
+                    del parent[0]
+        return []
+    except etree.XMLSyntaxError as exc:
+        streamed = [e for e in exc.error_log if e.level_name in ("ERROR", "FATAL")] or [exc]
+    if path.stat().st_size <= _FULL_TREE_LIMIT_BYTES:
+        try:
+            doc = etree.parse(str(path), etree.XMLParser(huge_tree=True))
+        except etree.XMLSyntaxError as exc:
+            return [_mask(f"line {exc.lineno}: {exc.msg}")]
+        if not schema.validate(doc):
+            return [_mask(f"line {e.line}: {e.message}") for e in list(schema.error_log)[:max_errors]]
+    return [_mask(getattr(e, "message", None) or str(e)) for e in streamed[:max_errors]]

@@ -1,0 +1,50 @@
+"""Combining signals into one calibrated score, and the one-to-one assignment over the whole file
+(Hungarian, scipy's linear_sum_assignment). List fields take up to LIST_SLOTS columns; any column may
+map to nothing when no field beats the null threshold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+NULL_THRESHOLD = 0.42  # below this a column maps to nothing (distractors: "Shirt Size", "Tax Withholding")
+LIST_SLOTS = 3
+AGREEMENT = 0.25  # lexical and semantic agreeing on a field adds this share of the weaker one
+NON_EXACT_CAP = 0.97
+
+
+def combine(lexical: np.ndarray, semantic: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(score, semantic_won): max of the two signals plus a share of the weaker when both agree."""
+    if semantic is None:
+        return lexical.copy(), np.zeros_like(lexical, dtype=bool)
+    hi = np.maximum(lexical, semantic)
+    lo = np.minimum(lexical, semantic)
+    score = np.where(lexical >= 0.9, lexical, np.minimum(hi + AGREEMENT * lo, NON_EXACT_CAP))
+    return score.astype(np.float32), (semantic > lexical) & (lexical < 0.9)
+
+
+def assign(scores: np.ndarray, is_list: list[bool], blocked: set[int] | None = None,
+           null_threshold: float = NULL_THRESHOLD) -> list[int | None]:
+    """Best one-to-one choice of field per column (None = nothing), maximising the total score.
+
+    `blocked` fields are already taken (by overrides or memory) and cannot be chosen."""
+    n_cols, n_fields = scores.shape
+    if n_cols == 0:
+        return []
+    slots: list[int] = []
+    for f in range(n_fields):
+        if blocked and f in blocked and not is_list[f]:
+            continue
+        slots.extend([f] * (LIST_SLOTS if is_list[f] else 1))
+    value = np.zeros((n_cols, len(slots) + n_cols), dtype=np.float64)
+    if slots:
+        sub = scores[:, slots].astype(np.float64)
+        value[:, : len(slots)] = np.where(sub >= null_threshold, sub, 0.0)
+    value[:, len(slots) :] = null_threshold  # one "nothing" slot per column
+    rows, cols = linear_sum_assignment(value, maximize=True)
+    out: list[int | None] = [None] * n_cols
+    for r, c in zip(rows, cols, strict=True):
+        if c < len(slots) and value[r, c] >= null_threshold and value[r, c] > 0:
+            out[r] = slots[c]
+    return out

@@ -1,0 +1,196 @@
+"""Header normalisation: split paths and camelCase, fold accents, expand abbreviations and non-English
+words from `config/glossary/*.yaml`, stem lightly. Pure functions; no Dagster, no I/O beyond the glossary.
+
+>>> words("workerID.idValue")
+['worker', 'id', 'id', 'value']
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from snapmap_pipeline.errors import ConfigError
+
+SELF = "self"  # stands for "this entity's own record" (employee in an employee file, ...)
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_DIGIT = re.compile(r"(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
+_PATH = re.compile(r"\s*(?:/|\\|>|::|(?<=\w)\.(?=\w))\s*")
+_NON_WORD = re.compile(r"[^0-9a-z#]+")
+_SUFFIXES = ("ations", "ation", "ated", "ates", "ings", "ing", "ments", "ment", "ies", "ed", "es", "s")
+
+
+def fold(text: str) -> str:
+    """Drop accents (prénom → prenom) and ß → ss, keeping case."""
+    text = text.replace("ß", "ss").replace("ẞ", "SS")
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def _split_segment(segment: str) -> list[str]:
+    segment = _CAMEL.sub(" ", segment)
+    segment = _DIGIT.sub(" ", segment)
+    segment = segment.lower().replace("#", " # ").replace("&", " and ").replace("%", " percent ")
+    return [t for t in _NON_WORD.sub(" ", segment).split() if t]
+
+
+def segments(header: str) -> list[list[str]]:
+    """Path segments of a header, each as its words: '/person/legalName/givenName' → 3 segments."""
+    parts = [p for p in _PATH.split(fold(str(header)).strip()) if p and p.strip()]
+    out = [_split_segment(p) for p in parts]
+    return [s for s in out if s]
+
+
+def words(header: str) -> list[str]:
+    """All words of a header, paths flattened."""
+    return [w for seg in segments(header) for w in seg]
+
+
+def normalize(header: str) -> str:
+    """The plain normal form used for exact and alias matches: 'Employee_ID' → 'employee id'."""
+    return " ".join(words(header))
+
+
+def variants(header: str) -> list[list[str]]:
+    """Word lists to try for a header: the full path, then its trailing segments (last, last two)."""
+    segs = segments(header)
+    if not segs:
+        return []
+    out = [[w for s in segs for w in s]]
+    for k in (1, 2):
+        if len(segs) > k:
+            out.append([w for s in segs[-k:] for w in s])
+    return out
+
+
+def stem(word: str) -> str:
+    """A light suffix stripper so hire/hired/hiring and terminate/termination meet."""
+    if len(word) < 4 or word.isdigit():
+        return word
+    if word.endswith("sses"):
+        word = word[:-2]
+    elif not word.endswith("ss"):
+        for suf in _SUFFIXES:
+            if word.endswith(suf) and len(word) - len(suf) >= 3:
+                word = word[: -len(suf)]
+                break
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+@dataclass(frozen=True)
+class Glossary:
+    """Token and phrase rewrites plus stop words, merged from every `config/glossary/*.yaml`."""
+
+    tokens: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    phrases: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+    stopwords: frozenset[str] = frozenset()
+    entities: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    max_phrase: int = 1
+
+    def entity_words(self, entity: str) -> tuple[tuple[str, ...], ...]:
+        return self.entities.get(entity, ())
+
+
+def _key(text: str) -> tuple[str, ...]:
+    return tuple(_split_segment(fold(str(text))))
+
+
+@lru_cache(maxsize=8)
+def load_glossary(directory: Path) -> Glossary:
+    """Read every YAML in the glossary folder. A malformed file is a ConfigError naming it."""
+    tokens: dict[str, tuple[str, ...]] = {}
+    phrases: dict[tuple[str, ...], tuple[str, ...]] = {}
+    stop: set[str] = set()
+    entities: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for path in sorted(Path(directory).glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"glossary {path.name}: cannot read: {exc}; fix the YAML", path=str(path)) from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"glossary {path.name}: expected a mapping at the top", path=str(path))
+        for src, dst in (raw.get("tokens") or {}).items():
+            src_key = "#" if str(src) == "#" else " ".join(_key(src))
+            tokens[src_key] = _key(dst)
+        for src, dst in (raw.get("phrases") or {}).items():
+            phrases[_key(src)] = _key(dst)
+        stop.update(" ".join(_key(w)) for w in raw.get("stopwords") or [])
+        for entity, hint_words in (raw.get("entities") or {}).items():
+            entities[str(entity)] = tuple(_key(w) for w in hint_words or [])
+    longest = max((len(k) for k in phrases), default=1)
+    return Glossary(tokens, phrases, frozenset(stop), entities, max(longest, 1))
+
+
+def glossary_dir(config_dir: Path) -> Path:
+    return Path(config_dir) / "glossary"
+
+
+def _rewrite_phrases(ws: list[str], table: dict[tuple[str, ...], tuple[str, ...]], longest: int) -> list[str]:
+    # A left-to-right scan over a handful of header words (not a data loop): longest phrase first.
+    out: list[str] = []
+    i = 0
+    while i < len(ws):
+        for n in range(min(longest, len(ws) - i), 0, -1):
+            repl = table.get(tuple(ws[i : i + n]))
+            if repl is not None:
+                out.extend(repl)
+                i += n
+                break
+        else:
+            out.append(ws[i])
+            i += 1
+    return out
+
+
+def canonical(ws: list[str], glossary: Glossary, self_words: dict[tuple[str, ...], tuple[str, ...]]) -> list[str]:
+    """Expand abbreviations, rewrite phrases (jargon, other languages), mark the entity's own words as
+    `self`, drop stop words, stem. Both headers and field texts go through this."""
+    ws = _rewrite_phrases(ws, glossary.phrases, glossary.max_phrase)
+    expanded: list[str] = []
+    for w in ws:
+        expanded.extend(glossary.tokens.get(w, (w,)))
+    expanded = _rewrite_phrases(expanded, glossary.phrases, glossary.max_phrase)
+    # second pass: a token expansion can complete a phrase (doh → date of hire → hire date)
+    expanded = _rewrite_phrases(expanded, glossary.phrases, glossary.max_phrase)
+    if self_words:
+        longest = max(len(k) for k in self_words)
+        expanded = _rewrite_phrases(expanded, self_words, longest)
+    out = [stem(w) if w != SELF else w for w in expanded if w not in glossary.stopwords]
+    # "employee employee id" → one self is enough
+    dedup: list[str] = []
+    for w in out:
+        if not (w == SELF and dedup and dedup[-1] == SELF):
+            dedup.append(w)
+    return dedup
+
+
+def self_table(glossary: Glossary, entity: str, extra: list[str]) -> dict[tuple[str, ...], tuple[str, ...]]:
+    """Phrases that name the entity's own record (singular and plural) → ('self',)."""
+    phrases = set(glossary.entity_words(entity))
+    phrases.update(_key(w) for w in extra if w)
+    table: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for p in phrases:
+        if not p:
+            continue
+        table[p] = (SELF,)
+        table[(*p[:-1], p[-1] + "s")] = (SELF,)
+    return table
+
+
+def expanded_text(header: str, glossary: Glossary) -> str:
+    """The header in plain English words for the embedding model: abbreviations and other languages
+    rewritten, no stemming ('emp_no' → 'employee number', 'Vorname' → 'first name')."""
+    ws = words(header)
+    ws = _rewrite_phrases(ws, glossary.phrases, glossary.max_phrase)
+    out: list[str] = []
+    for w in ws:
+        out.extend(glossary.tokens.get(w, (w,)))
+    out = _rewrite_phrases(out, glossary.phrases, glossary.max_phrase)
+    return " ".join(out) or str(header)

@@ -1,0 +1,131 @@
+"""Per-tenant overrides from `<config_dir>/tenants/<tenant>.yaml`: entity, header → field, ignored and
+custom columns, date order, webmail domains. An override always wins (method `override`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from snapmap_pipeline.core.mapping.normalize import fold, normalize
+from snapmap_pipeline.errors import ConfigError
+from snapmap_pipeline.settings import Settings, get_settings
+
+_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_KEYS = {"entity", "columns", "ignore", "custom", "date_order", "webmail_domains"}
+
+
+@dataclass
+class TenantOverrides:
+    """What a tenant's YAML says. Empty when the tenant has no file."""
+
+    tenant: str | None = None
+    entity: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    ignore: list[str] = field(default_factory=list)
+    custom: list[str] = field(default_factory=list)
+    date_order: str | None = None
+    webmail_domains: list[str] = field(default_factory=list)
+
+    def _find(self, header: str, keys: list[str]) -> str | None:
+        if header in keys:
+            return header
+        norm = normalize(header)
+        return next((k for k in keys if normalize(k) == norm), None)
+
+    def target_for(self, header: str) -> tuple[str | None, str] | None:
+        """(target, method) the overrides decide for a header, or None if they say nothing."""
+        key = self._find(header, list(self.columns))
+        if key is not None:
+            return self.columns[key], "override"
+        if self._find(header, self.ignore) is not None:
+            return None, "ignored"
+        if self._find(header, self.custom) is not None:
+            return custom_name(header), "custom"
+        return None
+
+
+def custom_name(header: str) -> str:
+    """EFCUSTOM_STR_<NAME>, NAME the upper-snake form of the header: 'Cost Center' → COST_CENTER."""
+    name = "_".join(normalize(fold(header)).split()).upper().replace("#", "NUMBER")
+    return f"EFCUSTOM_STR_{name or 'COLUMN'}"
+
+
+def check_tenant(tenant: str) -> str:
+    if not _TENANT_RE.match(tenant or ""):
+        raise ConfigError(
+            f"tenant name '{tenant}' is not allowed; use letters, digits, '.', '_' or '-'",
+            code="bad_tenant",
+            tenant=tenant,
+        )
+    return tenant
+
+
+def tenant_path(tenant: str, settings: Settings | None = None) -> Path:
+    settings = settings or get_settings()
+    return Path(settings.config_dir) / "tenants" / f"{check_tenant(tenant)}.yaml"
+
+
+def load_overrides(tenant: str | None, settings: Settings | None = None) -> TenantOverrides:
+    """Read the tenant's YAML (missing file → empty overrides). Bad content is a ConfigError."""
+    if not tenant:
+        return TenantOverrides()
+    path = tenant_path(tenant, settings)
+    if not path.exists():
+        return TenantOverrides(tenant=tenant)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}; fix the YAML", code="bad_overrides", path=str(path)) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys {sorted(_KEYS)}", code="bad_overrides")
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_KEYS)}",
+            code="bad_overrides",
+            path=str(path),
+        )
+    columns = raw.get("columns") or {}
+    if not isinstance(columns, dict):
+        raise ConfigError(f"{path}: 'columns' must map header → field", code="bad_overrides", path=str(path))
+    date_order = raw.get("date_order")
+    if date_order not in (None, "dmy", "mdy"):
+        raise ConfigError(f"{path}: date_order must be dmy or mdy", code="bad_overrides", path=str(path))
+    return TenantOverrides(
+        tenant=tenant,
+        entity=raw.get("entity"),
+        columns={str(k): str(v) for k, v in columns.items()},
+        ignore=[str(x) for x in raw.get("ignore") or []],
+        custom=[str(x) for x in raw.get("custom") or []],
+        date_order=date_order,
+        webmail_domains=[str(x).lower() for x in raw.get("webmail_domains") or []],
+    )
+
+
+def set_override(tenant: str, header: str, target: str, settings: Settings | None = None) -> Path:
+    """Write header → field into the tenant's YAML (created if missing); returns the path.
+
+    The file is rewritten atomically; comments in it are not kept."""
+    path = tenant_path(tenant, settings)
+    raw: dict = {}
+    if path.exists():
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read: {exc}; fix the YAML first", code="bad_overrides") from exc
+    columns = dict(raw.get("columns") or {})
+    columns[header] = target
+    raw["columns"] = columns
+    raw["ignore"] = [h for h in raw.get("ignore") or [] if h != header]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(raw, fh, sort_keys=False, allow_unicode=True)
+    os.replace(tmp, path)
+    return path

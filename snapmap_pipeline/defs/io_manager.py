@@ -1,0 +1,84 @@
+"""The IO manager: frames as parquet (other small values pickled) under `<artifacts root>/frames/`, so
+runs on different machines share them. Works on a local folder and on s3:// (bytes through the store).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from snapmap_pipeline.errors import SnapMapError
+
+
+class MissingArtifactError(SnapMapError):
+    code = "artifact_missing"
+
+
+def _rel(asset_key: dg.AssetKey, partition_key: str | None, ext: str) -> str:
+    """frames/<asset path>/<partition>.<ext>; a multi-partition key `a|b` becomes the folders a/b."""
+    base = "frames/" + "/".join(asset_key.path)
+    if partition_key is None:
+        return f"{base}/_.{ext}"
+    return f"{base}/{partition_key.replace('|', '/')}.{ext}"
+
+
+class ParquetIOManager(dg.ConfigurableIOManager):
+    """Stores `pl.DataFrame` as parquet; anything else (a mapping, a dict) as a pickle.
+
+    An input whose metadata says `{"optional": True}` loads as None when the upstream partition does
+    not exist or was never materialised (the day before the first snapshot).
+    """
+
+    artifacts: dg.ResourceDependency[Any]
+
+    def _store(self):
+        return self.artifacts.store()
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        key = context.asset_partition_key if context.has_asset_partitions else None
+        if isinstance(obj, pl.DataFrame):
+            buf = io.BytesIO()
+            obj.write_parquet(buf)
+            uri = self._store().write_bytes(_rel(context.asset_key, key, "parquet"), buf.getvalue())
+            context.add_output_metadata({"stored_at": dg.MetadataValue.path(uri)})
+        else:
+            self._store().write_bytes(_rel(context.asset_key, key, "pkl"), pickle.dumps(obj))
+
+    def _load(self, asset_key: dg.AssetKey, partition_key: str | None) -> Any:
+        store = self._store()
+        for ext in ("parquet", "pkl"):
+            rel = _rel(asset_key, partition_key, ext)
+            if store.exists(rel):
+                data = store.read_bytes(rel)
+                return pl.read_parquet(io.BytesIO(data)) if ext == "parquet" else pickle.loads(data)
+        return None  # never stored (a stored None is a pickle and loads as None as well)
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        meta = context.metadata or {}
+        optional = bool(meta.get("optional"))
+        keys: list[str | None] = [None]
+        if context.has_asset_partitions:
+            try:
+                keys = list(context.asset_partition_keys)
+            except dg.DagsterInvariantViolationError:
+                keys = []
+        if meta.get("by_partition"):  # {partition key: value or None (never materialised)}
+            return {str(k): self._load(context.asset_key, k) for k in keys}
+        if len(keys) != 1:
+            if optional:
+                return None
+            raise MissingArtifactError(
+                f"{context.asset_key.to_user_string()}: expected one upstream partition, got {len(keys)}"
+            )
+        value = self._load(context.asset_key, keys[0])
+        if value is not None or optional:
+            return value
+        raise MissingArtifactError(
+            f"{context.asset_key.to_user_string()} partition {keys[0]} is not stored; materialise it first "
+            f"(re-execute the whole partition)",
+            asset=context.asset_key.to_user_string(),
+        )

@@ -1,0 +1,147 @@
+"""S3DropSource and S3Delivery against moto_server on loopback."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from typing import Any
+
+import pytest
+
+from snapmap_pipeline.connectors import S3Delivery, S3DropSource, make_s3_client, poll
+from snapmap_pipeline.errors import AuthenticationError, FileTooLargeError, RemotePathError, TransferError
+from tests.integration.servers import S3Server
+
+
+@pytest.fixture()
+def s3(s3_server: S3Server) -> tuple[Any, str]:
+    client = s3_server.client()
+    return client, s3_server.new_bucket(client)
+
+
+def test_list_fetch_move(s3: tuple[Any, str]) -> None:
+    client, bucket = s3
+    for key, body in {
+        "in/acme/employees.csv": b"id\n1\n",
+        "in/acme/employees.csv.done": b"",
+        "in/acme/.tmp.csv": b"x",
+        "in/processed/acme/old.csv": b"x",
+        "in/globex/jobs.xlsx": b"PK",
+        "other/acme/x.csv": b"x",
+    }.items():
+        client.put_object(Bucket=bucket, Key=key, Body=body)
+    src = S3DropSource(client, bucket, "in")
+    files = {f.name: f for f in src.list().files}
+    assert sorted(files) == ["acme/employees.csv", "globex/jobs.xlsx"]
+    f = files["acme/employees.csv"]
+    assert f.etag == hashlib.md5(b"id\n1\n").hexdigest()
+    assert f.etag in f.identity
+    assert src.fetch(f) == b"id\n1\n"
+    assert src.move("acme/employees.csv", "processed") == "processed/acme/employees.csv"
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="in/")["Contents"]}
+    assert "in/processed/acme/employees.csv" in keys
+    assert "in/processed/acme/employees.csv.done" in keys
+    assert "in/acme/employees.csv" not in keys
+    with pytest.raises(RemotePathError):
+        src.fetch("../other/acme/x.csv")
+
+
+def test_modified_key_is_seen_again(s3: tuple[Any, str]) -> None:
+    """The cursor is (LastModified, key): unlike get_s3_keys(since_key=…), a rewritten key comes back."""
+    client, bucket = s3
+    client.put_object(Bucket=bucket, Key="acme/a.csv", Body=b"v1")
+    client.put_object(Bucket=bucket, Key="acme/b.csv", Body=b"v1")
+    src = S3DropSource(client, bucket)
+    first = src.list(limit=10)
+    assert sorted(f.name for f in first.files) == ["acme/a.csv", "acme/b.csv"]
+    assert src.list(since=first.cursor).files == []
+    time.sleep(1.05)  # S3 LastModified has one-second resolution
+    client.put_object(Bucket=bucket, Key="acme/a.csv", Body=b"v2, longer")
+    again = src.list(since=first.cursor)
+    assert [f.name for f in again.files] == ["acme/a.csv"]
+    assert src.fetch(again.files[0]) == b"v2, longer"
+
+
+def test_fetch_refuses_an_object_changed_since_listing(s3: tuple[Any, str]) -> None:
+    client, bucket = s3
+    client.put_object(Bucket=bucket, Key="a/x.csv", Body=b"v1")
+    src = S3DropSource(client, bucket)
+    listed = src.list().files[0]
+    client.put_object(Bucket=bucket, Key="a/x.csv", Body=b"v2")
+    with pytest.raises(TransferError):
+        src.fetch(listed)
+
+
+def test_fetch_cap(s3: tuple[Any, str]) -> None:
+    client, bucket = s3
+    client.put_object(Bucket=bucket, Key="a/x.csv", Body=b"x" * 2000)
+    with pytest.raises(FileTooLargeError):
+        S3DropSource(client, bucket, max_file_bytes=1000).fetch("a/x.csv")
+
+
+def test_stability_by_etag(s3: tuple[Any, str]) -> None:
+    client, bucket = s3
+    client.put_object(Bucket=bucket, Key="a/x.csv", Body=b"x")
+    src = S3DropSource(client, bucket)
+    t1 = poll(src)
+    t2 = poll(src, json.loads(json.dumps(t1.state)))
+    assert t1.ready == [] and [f.name for f in t2.ready] == ["a/x.csv"]
+
+
+def test_delivery_single_put_with_checksums(s3: tuple[Any, str]) -> None:
+    client, bucket = s3
+    sent: list[dict[str, str]] = []  # observe the wire: moto stores but does not verify checksums
+
+    def capture(request: Any, **_: Any) -> None:
+        if request.method == "PUT":
+            sent.append({k.lower(): v for k, v in request.headers.items()})
+
+    client.meta.events.register("before-send.s3.PutObject", capture)
+    target = S3Delivery(client, bucket, "out")
+    body = b"<EF_Employee_List/>" * 100
+    manifest = target.deliver({"employee.xml": body}, "acme/run1")
+    assert len(sent) == 2  # one put per file, plus the manifest: no multipart, no temp keys
+    assert sent[0]["x-amz-checksum-sha256"] == base64.b64encode(hashlib.sha256(body).digest()).decode()
+    assert sent[0]["content-md5"] == base64.b64encode(hashlib.md5(body).digest()).decode()
+    obj = client.get_object(Bucket=bucket, Key="out/acme/run1/employee.xml")
+    assert obj["Body"].read() == body
+    assert obj["Metadata"]["sha256"] == hashlib.sha256(body).hexdigest()
+    stored = json.loads(client.get_object(Bucket=bucket, Key="out/acme/run1/manifest.json")["Body"].read())
+    assert stored == manifest and manifest["files"][0]["bytes"] == len(body)
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert sorted(keys) == ["out/acme/run1/employee.xml", "out/acme/run1/manifest.json"]
+
+
+def test_make_s3_client_reads_the_environment(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    client = make_s3_client(endpoint_url=s3_server.endpoint_url)
+    bucket = s3_server.new_bucket(client)
+    assert S3DropSource(client, bucket).list().files == []
+
+
+def test_accepts_a_dagster_aws_style_resource(s3_server: S3Server) -> None:
+    class Resource:  # the shape of dagster_aws.s3.S3Resource: a get_client() method
+        def get_client(self) -> Any:
+            return s3_server.client()
+
+    bucket = s3_server.new_bucket()
+    assert S3DropSource(Resource(), bucket).list().files == []
+
+
+def test_wrong_s3_credentials(s3_server: S3Server, caplog: pytest.LogCaptureFixture) -> None:
+    import boto3
+
+    secret = "wrong-secret-" + "z" * 20
+    bucket = s3_server.new_bucket()
+    bad = boto3.session.Session().client(
+        "s3", endpoint_url=s3_server.endpoint_url, region_name="us-east-1",
+        aws_access_key_id="AKIAWRONG", aws_secret_access_key=secret,
+    )
+    # moto accepts any key unless IAM auth is on; only assert the mapping when it refuses
+    try:
+        S3DropSource(bad, bucket).list()
+    except AuthenticationError as exc:
+        assert secret not in str(exc) and secret not in caplog.text
