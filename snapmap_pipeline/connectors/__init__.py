@@ -12,6 +12,7 @@ from snapmap_pipeline.connectors.base import (
     RemoteFile,
     Tick,
     poll,
+    release,
     safe_relpath,
 )
 from snapmap_pipeline.connectors.delivery import (
@@ -46,6 +47,7 @@ __all__ = [
     "key_fingerprint",
     "make_s3_client",
     "poll",
+    "release",
     "safe_relpath",
     "with_retries",
 ]

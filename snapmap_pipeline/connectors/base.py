@@ -323,6 +323,22 @@ def poll(source: DropSource, state: Mapping[str, Any] | None = None, *, limit: i
     return Tick(ready, {"cursor": page.cursor or state.get("cursor"), "stability": stability})
 
 
+def release(state: Mapping[str, Any], files: Iterable[RemoteFile]) -> dict[str, Any]:
+    """Hand files back: a tick state in which `files` count as not yet taken (e.g. their fetch failed),
+    so a later tick offers them again once stable. Accepts a `poll` state or a bare stability state."""
+    out = dict(state)
+    inner = "stability" in out
+    stability = dict(out.get("stability") or {}) if inner else out
+    files = list(files)
+    drop = {short_id(f.identity) for f in files}
+    stability["taken"] = [t for t in stability.get("taken") or [] if t not in drop]
+    # already seen stable once: the next unchanged look makes it ready again
+    stability["pending"] = {**(stability.get("pending") or {}), **{f.name: f.signature for f in files}}
+    if inner:
+        out["stability"] = stability
+    return out
+
+
 def archive_name(name: str, to: Destination, exists: Any) -> str:
     """`<to>/<name>`, or with a numbered suffix when an earlier drop of the same name is archived."""
     if to not in ARCHIVE_DIRS:

@@ -168,10 +168,12 @@ class S3DropSource(S3Calls, BaseDropSource):
         max_file_bytes: int | None = None,
         retries: int = 3,
         backoff: float = 0.5,
+        page_size: int = 1000,
     ) -> None:
         S3Calls.__init__(self, client, bucket, prefix, retries=retries, backoff=backoff)
         BaseDropSource.__init__(self, include=include, require_done_marker=require_done_marker)
         self.max_file_bytes = max_file_bytes or get_settings().max_file_bytes
+        self.page_size = page_size  # keys per ListObjectsV2 request (S3's maximum is 1000)
 
     def _rel(self, key: str) -> str | None:
         if self.prefix:
@@ -187,7 +189,7 @@ class S3DropSource(S3Calls, BaseDropSource):
             kwargs: dict[str, Any] = {"Bucket": self.bucket}
             if self.prefix:
                 kwargs["Prefix"] = self.prefix + "/"
-            for page in paginator.paginate(**kwargs):
+            for page in paginator.paginate(**kwargs, PaginationConfig={"PageSize": self.page_size}):
                 for obj in page.get("Contents", []):
                     rel = self._rel(obj["Key"])
                     if rel is None or rel.endswith("/") or (("/" in rel) and skip_dir(rel.rsplit("/", 1)[0])):

@@ -80,6 +80,26 @@ class _RejectUnknown(paramiko.RejectPolicy):
         )
 
 
+def _status_error(exc: OSError, what: str, endpoint: str) -> ConnectorError:
+    """An SFTP status reply (the server answered, and said no) as a connector error with advice."""
+    if isinstance(exc, FileNotFoundError):
+        return ConnectorError(
+            f"SFTP {what} on {endpoint}: no such file or folder (moved or deleted since it was listed?).",
+            code="remote_not_found",
+            op=what,
+        )
+    if isinstance(exc, PermissionError):
+        return ConnectorError(
+            f"SFTP {what} on {endpoint}: permission denied; give the SFTP user rights on the drop folder "
+            "(read, and write for processed/ and failed/).",
+            code="remote_permission_denied",
+            op=what,
+        )
+    return ConnectorError(
+        f"SFTP {what} on {endpoint} failed: {exc.strerror or exc}", code="sftp_error", op=what
+    )
+
+
 class SftpSession:
     """One verified, reusable SFTP connection with retries. Use as a context manager, or call close()."""
 
@@ -231,9 +251,10 @@ class SftpSession:
             except (paramiko.SSHException, EOFError) as exc:
                 raise TransientError(f"{type(exc).__name__} during {what}", kind="transfer") from None
             except OSError as exc:
-                if exc.errno is not None and self._alive():  # an SFTP status error: not transient
-                    raise
-                raise TransientError(f"{type(exc).__name__} during {what}", kind="transfer") from None
+                if isinstance(exc, TimeoutError | ConnectionError) or not self._alive():
+                    # the link died or stalled under the operation: worth another try
+                    raise TransientError(f"{type(exc).__name__} during {what}", kind="transfer") from None
+                raise _status_error(exc, what, self.endpoint) from None
 
         try:
             return with_retries(
@@ -375,7 +396,13 @@ class SftpDropSource(SftpSession, BaseDropSource):
         stack = [""]
         while stack:  # iterative walk: drop trees can be deep, and recursion limits are not a guard
             rel_dir = stack.pop()
-            for entry in sftp.listdir_attr(posixpath.join(root, rel_dir) if rel_dir else root):
+            try:
+                entries = sftp.listdir_attr(posixpath.join(root, rel_dir) if rel_dir else root)
+            except FileNotFoundError:
+                if not rel_dir:
+                    raise
+                continue  # a sub-folder removed while walking
+            for entry in entries:
                 rel = f"{rel_dir}/{entry.filename}" if rel_dir else entry.filename
                 mode = entry.st_mode or 0
                 if stat_mod.S_ISDIR(mode):

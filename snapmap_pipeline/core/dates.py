@@ -176,6 +176,20 @@ def _components(raw: pl.Series) -> pl.DataFrame:
     ).collect()
 
 
+def _canonical(raw: pl.Series, kind: DateKind) -> pl.Series:
+    """The Eightfold text for values already written `yyyy-MM-dd[( |T)HH:MM:SS]`, else null."""
+    text = raw.str.replace(" ", "T", literal=True, n=1)
+    if kind == "date":
+        date_part = text.str.slice(0, 10)
+        shaped = text.str.contains(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?$")
+        real = date_part.str.to_date("%Y-%m-%d", strict=False).is_not_null()
+        return pl.select(pl.when(shaped & real).then(date_part)).to_series().alias(raw.name)
+    text = pl.select(pl.when(text.str.len_chars() == 10).then(text + "T00:00:00").otherwise(text)).to_series()
+    shaped = text.str.contains(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
+    real = text.str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False).is_not_null()
+    return pl.select(pl.when(shaped & real).then(text)).to_series().alias(raw.name)
+
+
 def decide_order(a: pl.Series, b: pl.Series, configured: str | None) -> tuple[str, str, dict[str, bool]]:
     """Day/month order for a column: evidence first (a first part > 12 means dmy, a second part > 12
     means mdy), then the configured order, otherwise undecided. Both kinds of evidence: conflict."""
@@ -206,7 +220,10 @@ def normalise_dates(series: pl.Series, kind: DateKind, *, date_order: str | None
     ['2024-01-31', '2024-03-02']
     """
     raw = series.cast(pl.String)
-    uniq = raw.drop_nulls().unique()
+    # Fast path: values already in Eightfold's form (or ISO with a space) need no regex work, only a
+    # check that they are real dates. The rest are parsed once per unique value.
+    canonical = _canonical(raw, kind)
+    uniq = raw.filter(canonical.is_null() & raw.is_not_null()).unique()
     comp = _components(uniq)
     order, source, evidence = decide_order(comp["a"], comp["b"], date_order)
 
@@ -250,16 +267,20 @@ def normalise_dates(series: pl.Series, kind: DateKind, *, date_order: str | None
     table = comp.with_columns(value=value, ambiguous=ambiguous.fill_null(False)).select(
         "raw", "value", "ambiguous"
     )
-    joined = pl.DataFrame({"raw": raw}).join(table, on="raw", how="left", maintain_order="left")
+    if table.height:
+        joined = pl.DataFrame({"raw": raw}).join(table, on="raw", how="left", maintain_order="left")
+        amb = joined["ambiguous"].fill_null(False)
+        values = canonical.fill_null(joined["value"])
+    else:
+        amb = pl.repeat(False, len(raw), eager=True)
+        values = canonical
     present = raw.is_not_null()
-    amb = joined["ambiguous"].fill_null(False)
-    values = joined["value"]
     invalid = present & values.is_null() & ~amb
     return DateColumnResult(
         values=values.alias(series.name),
         invalid=invalid.alias(series.name),
         ambiguous=amb.alias(series.name),
-        order=order if len(uniq) else "empty",
+        order=order if raw.null_count() < len(raw) else "empty",
         order_source=source,
         evidence=evidence,
     )

@@ -36,7 +36,9 @@ def _data_columns(df: pl.DataFrame) -> list[str]:
     return [c for c in df.columns if not c.startswith("_")]
 
 
-def latest_per_key(frame: pl.DataFrame, schema: EntitySchema, order_by: list[str] | None = None) -> pl.DataFrame:
+def latest_per_key(
+    frame: pl.DataFrame, schema: EntitySchema, order_by: list[str] | None = None
+) -> pl.DataFrame:
     """One row per key: the last one in `order_by` order (or frame order). Null keys cannot be fed."""
     key = schema.key
     if key not in frame.columns:
@@ -68,7 +70,9 @@ def diff_snapshots(previous: pl.DataFrame | None, current: pl.DataFrame, schema:
     shared = [c for c in cur.columns if c != key and c not in derived and c in prev.columns]
     added = [c for c in cur.columns if c != key and c not in derived and c not in prev.columns]
     both = cur.join(
-        prev.select(key, *[pl.col(c).alias(c + _PREV) for c in shared]), on=key, how="inner",
+        prev.select(key, *[pl.col(c).alias(c + _PREV) for c in shared]),
+        on=key,
+        how="inner",
         maintain_order="left",
     )
     changed = [pl.col(c).ne_missing(pl.col(c + _PREV)) for c in shared]

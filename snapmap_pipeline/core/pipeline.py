@@ -55,6 +55,12 @@ def read_step(data: bytes, filename: str, settings: Settings | None = None, *, s
     df, report = read_bytes(data, filename, sheet=sheet, settings=settings or get_settings())
     first_row = report.header_row + 2  # spreadsheet row of the first record (1-based, header counted)
     df = df.with_row_index(ROW, offset=first_row).with_columns(pl.col(ROW).cast(pl.Int64))
+    # Blank lines carry no record: drop them (they keep their row numbers out of the count) and say so.
+    blank = pl.all_horizontal(pl.exclude(ROW).is_null()) if df.width > 1 else pl.lit(False)
+    blanks = df.select(blank.sum()).item() if df.height else 0
+    if blanks:
+        df = df.filter(~blank)
+        report.warnings.append(f"{blanks} blank line(s) skipped")
     log.info("read", extra={"fields": {"rows": df.height, "columns": df.width - 1, "kind": report.kind}})
     return df, report
 

@@ -346,8 +346,13 @@ def _decode_legacy(data: bytes, filename: str) -> tuple[bytes, str]:
         return text.encode("utf-8"), "cp1252"
     from charset_normalizer import from_bytes  # imported here: only legacy-encoded files need it
 
-    best = from_bytes(data).best()
+    matches = list(from_bytes(data))
+    best = matches[0] if matches else None
     if best is not None:
+        # Exports come from Windows or modern systems: a Windows code page nearly as clean as the top
+        # guess (often a Mac code page, on short files) is the likelier truth.
+        windows = [m for m in matches if m.encoding.startswith("cp125") and m.chaos <= best.chaos + 0.1]
+        best = windows[0] if windows else best
         return str(best).encode("utf-8"), best.encoding
     if text is not None:
         return text.encode("utf-8"), "cp1252"

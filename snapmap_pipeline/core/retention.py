@@ -71,9 +71,7 @@ def retention_days(tenant: str | None, settings: Settings | None = None) -> int:
     if days is None:
         return settings.retention_days
     if not isinstance(days, int) or days < 1:
-        raise ConfigError(
-            f"{path.name}: retention_days must be a whole number of days ≥ 1", path=str(path)
-        )
+        raise ConfigError(f"{path.name}: retention_days must be a whole number of days ≥ 1", path=str(path))
     return days
 
 
@@ -116,8 +114,15 @@ def purge(
     for item in items:
         if (item.kind, item.ref) not in gone_ids:
             report.kept[item.kind] += 1
-    log.info("retention purge", extra={"fields": {
-        "purged_drops": report.purged["drop"], "purged_daily": report.purged["daily"],
-        "kept_drops": report.kept["drop"], "kept_daily": report.kept["daily"],
-    }})
+    log.info(
+        "retention purge",
+        extra={
+            "fields": {
+                "purged_drops": report.purged["drop"],
+                "purged_daily": report.purged["daily"],
+                "kept_drops": report.kept["drop"],
+                "kept_daily": report.kept["daily"],
+            }
+        },
+    )
     return report

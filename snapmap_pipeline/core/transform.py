@@ -148,8 +148,8 @@ def enum_lookup(values: list[str], synonyms: Mapping[str, Iterable[str]]) -> dic
 
 
 def _normalise_expr(name: str, spec: FieldSpec | None, synonyms: Mapping[str, Iterable[str]]) -> pl.Expr:
-    col = pl.col(name).cast(pl.String).str.strip_chars()
-    col = pl.when(col != "").then(col)
+    """Runs on an already stripped column (see `normalise`)."""
+    col = pl.when(pl.col(name) != "").then(pl.col(name))
     if spec is None:
         return col.alias(name)
     kind = spec.type
@@ -178,7 +178,9 @@ def normalise(frame: pl.DataFrame, schema: EntitySchema, settings: Settings | No
     settings = settings or get_settings()
     synonyms = enum_synonyms(settings)
     cols = [c for c in frame.columns if c != ROW]
-    return frame.with_columns([_normalise_expr(c, _spec(schema, c), synonyms) for c in cols])
+    # Strip first in its own pass: the type steps below then read the stripped column once.
+    stripped = frame.with_columns([pl.col(c).cast(pl.String).str.strip_chars() for c in cols])
+    return stripped.with_columns([_normalise_expr(c, _spec(schema, c), synonyms) for c in cols])
 
 
 # -- SQL models -----------------------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 runs on different machines share them. Works on a local folder and on s3:// (bytes through the store).
 """
 
-from __future__ import annotations
-
 import io
 import pickle
 from typing import Any

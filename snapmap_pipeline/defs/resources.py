@@ -3,8 +3,6 @@
 Every secret comes from `dagster.EnvVar`; no other code branches on the environment.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import dagster as dg
@@ -79,15 +77,21 @@ class DropSourcesResource(dg.ConfigurableResource):
             from snapmap_pipeline.connectors.sftp import SftpDropSource
 
             return SftpDropSource(
-                self.sftp_host, self.sftp_port, self.sftp_user or "", self.sftp_root,
-                known_hosts=self.sftp_known_hosts, password=self.sftp_password,
-                pkey_path=self.sftp_key_path, require_done_marker=marker,
+                self.sftp_host,
+                self.sftp_port,
+                self.sftp_user or "",
+                self.sftp_root,
+                known_hosts=self.sftp_known_hosts,
+                password=self.sftp_password,
+                pkey_path=self.sftp_key_path,
+                require_done_marker=marker,
             )
         if kind == "s3":
             from snapmap_pipeline.connectors.s3 import S3DropSource
 
-            client = _s3_client(self.s3_endpoint_url, self.aws_access_key_id, self.aws_secret_access_key,
-                                self.aws_region)
+            client = _s3_client(
+                self.s3_endpoint_url, self.aws_access_key_id, self.aws_secret_access_key, self.aws_region
+            )
             return S3DropSource(client, self.s3_bucket, self.s3_prefix, require_done_marker=marker)
         raise ConfigError(f"unknown drop source '{kind}'; use one of {', '.join(SOURCE_KINDS)}")
 
@@ -97,7 +101,10 @@ def _s3_client(endpoint: str | None, key_id: str | None, secret: str | None, reg
     import boto3
 
     return boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id=key_id, aws_secret_access_key=secret,
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
         region_name=region,
     )
 
@@ -129,14 +136,21 @@ class DeliveryResource(dg.ConfigurableResource):
             from snapmap_pipeline.connectors.delivery import SftpDelivery
 
             return SftpDelivery(
-                self.sftp_host or "", self.sftp_port, self.sftp_user or "", self.target or "/",
-                known_hosts=self.sftp_known_hosts, password=self.sftp_password, pkey_path=self.sftp_key_path,
+                self.sftp_host or "",
+                self.sftp_port,
+                self.sftp_user or "",
+                self.target or "/",
+                known_hosts=self.sftp_known_hosts,
+                password=self.sftp_password,
+                pkey_path=self.sftp_key_path,
             )
         if self.kind == "s3":
             from snapmap_pipeline.connectors.delivery import S3Delivery
 
             bucket, _, prefix = (self.target or "").removeprefix("s3://").partition("/")
-            client = _s3_client(self.s3_endpoint_url, self.aws_access_key_id, self.aws_secret_access_key, None)
+            client = _s3_client(
+                self.s3_endpoint_url, self.aws_access_key_id, self.aws_secret_access_key, None
+            )
             return S3Delivery(client, bucket, prefix)
         raise ConfigError(f"unknown delivery kind '{self.kind}'; use local, sftp or s3", code="bad_delivery")
 

@@ -233,6 +233,7 @@ class S3Server:
     region: str = "us-east-1"
     workdir: Path | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _client: Any = field(default=None, repr=False)
 
     @property
     def endpoint_url(self) -> str:
@@ -271,17 +272,26 @@ class S3Server:
         _stop_process(self.proc)
         self.proc = None
 
-    def client(self) -> Any:
-        """A boto3 S3 client for this server (keys passed explicitly: tests set nothing global)."""
+    def client(self, *, fresh: bool = False) -> Any:
+        """A boto3 S3 client for this server (keys passed explicitly: tests set nothing global).
+
+        Shared unless `fresh` (boto3 clients are thread-safe, and each costs ~0.3 s to build); take a
+        fresh one when registering event hooks.
+        """
         import boto3
 
-        return boto3.session.Session().client(
+        if self._client is not None and not fresh:
+            return self._client
+        client = boto3.session.Session().client(
             "s3",
             endpoint_url=self.endpoint_url,
             region_name=self.region,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
         )
+        if not fresh:
+            self._client = client
+        return client
 
     def new_bucket(self, client: Any | None = None) -> str:
         """A fresh, empty bucket so tests sharing the server never see each other's keys."""
@@ -327,9 +337,8 @@ class AsyncSshServer:
         key = asyncssh.generate_private_key("ssh-ed25519")
         public_line = key.export_public_key("openssh").decode("ascii").strip()
         blob = base64.b64decode(public_line.split()[1])
-        self.host_key_fingerprint = "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip(
-            "="
-        )
+        digest = base64.b64encode(hashlib.sha256(blob).digest()).decode()
+        self.host_key_fingerprint = "SHA256:" + digest.rstrip("=")
         server = self
 
         class _Server(asyncssh.SSHServer):

@@ -16,6 +16,7 @@ from snapmap_pipeline.connectors import (
     LocalDropSource,
     RemoteFile,
     poll,
+    release,
     safe_relpath,
 )
 from snapmap_pipeline.errors import FileTooLargeError, RemotePathError, TransferError
@@ -148,3 +149,13 @@ def test_local_delivery_manifest_written_last(tmp_path: Path) -> None:
         assert entry["bytes"] == len(data)
         assert entry["sha256"] == hashlib.sha256(data).hexdigest()
     assert not list(folder.glob("*.part"))
+
+
+def test_release_offers_a_file_again(tmp_path: Path) -> None:
+    _drop(tmp_path, "a/x.csv")
+    src = LocalDropSource(tmp_path)
+    taken = poll(src, poll(src).state)
+    assert [f.name for f in taken.ready] == ["a/x.csv"]
+    assert poll(src, taken.state).ready == []
+    again = poll(src, release(taken.state, taken.ready))  # e.g. the fetch failed: hand it back
+    assert [f.name for f in again.ready] == ["a/x.csv"]

@@ -79,13 +79,16 @@ def test_unknown_host_key_is_refused(sshd_server: SshdServer, tmp_path: Path) ->
 
 def test_fetch_cap(sshd_server: SshdServer, drop_root: Path) -> None:
     _drop(drop_root, "a/big.csv", b"x" * 5000)
-    with pytest.raises(FileTooLargeError), SftpDropSource(
-        **sshd_server.source_kwargs(root=str(drop_root)), max_file_bytes=1000
-    ) as src:
+    with (
+        pytest.raises(FileTooLargeError),
+        SftpDropSource(**sshd_server.source_kwargs(root=str(drop_root)), max_file_bytes=1000) as src,
+    ):
         src.fetch("a/big.csv")
 
 
-def test_listing_skips_links_out_of_the_root(sshd_server: SshdServer, drop_root: Path, tmp_path: Path) -> None:
+def test_listing_skips_links_out_of_the_root(
+    sshd_server: SshdServer, drop_root: Path, tmp_path: Path
+) -> None:
     outside = tmp_path / "outside.csv"
     outside.write_bytes(b"secret")
     _drop(drop_root, "a/real.csv", b"ok")

@@ -57,7 +57,7 @@ class _Leaf:
     """One column's contribution at a place in the record."""
 
     column: str
-    kind: str  # "scalar" | "list" | "custom" | "custom_list"
+    kind: str  # "scalar" | "list" | "first" (a list's first item) | "custom" | "custom_list"
     element: str  # scalar: the element; list: the repeated element; custom: the custom element
     inner: tuple[str, ...] = ()  # list: elements nested inside each repeated element, around the value
     custom_name: str = ""
@@ -107,25 +107,45 @@ def record_fields(schema: EntitySchema, operation: str, columns: Iterable[str]) 
     """The fields (spec order, then custom columns in frame order) that `operation` writes from `columns`."""
     cols = list(columns)
     present = set(cols)
-    fields = [f for f in schema.fields_for(operation) if f.xml and not f.input_only and f.name in present]
+    fields = [f for f in schema.xml_fields_for(operation) if not f.input_only and f.name in present]
     if schema.custom_fields and operation != "delete":
         # Delete forms carry only their own fields (the operation lists them), never custom blocks.
         known = set(schema.field_names)
-        fields += [spec for c in cols if c not in known and (spec := custom_field(c)) is not None]
+        fields += [
+            spec
+            for c in cols
+            if c not in known and (spec := custom_field(c, parent=schema.custom_xml_parent)) is not None
+        ]
     return fields
 
 
+def _descend(root: _Group, groups: Iterable[str], field: str) -> _Group:
+    node = root
+    for g in groups:
+        node = node.group(g, field)
+    return node
+
+
+def _add_scalar(node: _Group, leaf: _Leaf, field: str) -> None:
+    if any(isinstance(e, _Group) and e.name == leaf.element for e in node.entries):
+        raise ExportError(
+            f"field {field}: element '{leaf.element}' is also a group of another field's xml path; fix the "
+            "xml paths in the entity schema",
+            code="schema_xml_conflict",
+            field=field,
+        )
+    node.entries.append(leaf)
+
+
 def _plan(schema: EntitySchema, operation: str, columns: Iterable[str]) -> _Group:
+    """The record as a tree of groups and leaves, in field order, for the columns present."""
     root = _Group(schema.xml.record, [])
     for spec in record_fields(schema, operation, columns):
         m = CUSTOM_RE.match(spec.name)
         if m and spec.name not in schema.field_names:
             is_list, kind, name = m.groups()
-            groups, element, _ = _split_path(spec)
-            node = root
-            for g in [*groups, element]:  # the container (custom_info …) is a group
-                node = node.group(g, spec.name)
-            node.entries.append(
+            container = _descend(root, (spec.xml or "").split("/"), spec.name)
+            container.entries.append(
                 _Leaf(
                     column=spec.name,
                     kind="custom_list" if is_list else "custom",
@@ -136,30 +156,40 @@ def _plan(schema: EntitySchema, operation: str, columns: Iterable[str]) -> _Grou
             )
             continue
         groups, element, inner = _split_path(spec)
-        node = root
-        for g in groups:
-            node = node.group(g, spec.name)
-        if any(isinstance(e, _Group) and e.name == element for e in node.entries) and spec.type != "list":
-            raise ExportError(
-                f"field {spec.name}: element '{element}' is also a group of another field's xml path",
-                code="schema_xml_conflict",
-                field=spec.name,
-            )
-        kind = "list" if spec.type == "list" else "scalar"
-        node.entries.append(_Leaf(column=spec.name, kind=kind, element=element, inner=inner))
+        node = _descend(root, groups, spec.name)
+        if spec.type == "list":
+            node.entries.append(_Leaf(column=spec.name, kind="list", element=element, inner=inner))
+        else:
+            _add_scalar(node, _Leaf(column=spec.name, kind="scalar", element=element), spec.name)
+        if spec.xml_first:
+            *first_groups, first = [p for p in spec.xml_first.split("/") if p]
+            node = _descend(root, first_groups, spec.name)
+            _add_scalar(node, _Leaf(column=spec.name, kind="first", element=first), spec.name)
     return root
 
 
 # -- expressions ---------------------------------------------------------------------------------------
-def _text(column: str, clean: bool) -> pl.Expr:
+@dataclass(frozen=True)
+class _Needs:
+    """Per chunk: which columns hold markup characters (escape) or XML-forbidden ones (clean).
+
+    Escaping and cleaning are most of a value's cost, and most columns need neither, so a cheap
+    contains_any pre-pass decides per column and chunk.
+    """
+
+    escape: frozenset[str]
+    clean: frozenset[str]
+
+
+def _text(column: str, needs: _Needs) -> pl.Expr:
     expr = pl.col(column).cast(pl.String)
-    if clean:
+    if column in needs.clean:
         expr = expr.str.replace_all(FORBIDDEN_XML10, "")
     return expr
 
 
-def _escape(expr: pl.Expr) -> pl.Expr:
-    return expr.str.replace_many(_ESCAPE_FROM, _ESCAPE_TO)
+def _escape(expr: pl.Expr, column: str, needs: _Needs) -> pl.Expr:
+    return expr.str.replace_many(_ESCAPE_FROM, _ESCAPE_TO) if column in needs.escape else expr
 
 
 def _wrap(names: Iterable[str], expr: pl.Expr) -> pl.Expr:
@@ -180,10 +210,14 @@ def _non_empty(expr: pl.Expr) -> pl.Expr:
 
 # Separators of a multi-valued cell: a comma with the blanks around it, and empty items between commas.
 _LIST_SEP = r"\s*,[\s,]*"
-_LIST_EDGES = " ,\t\n\r\x0b\x0c"
 
 
-def _items(column: str, clean: bool, wrap: list[str]) -> pl.Expr:
+def _list_text(column: str, needs: _Needs) -> pl.Expr:
+    """A comma-separated cell with blanks around commas and empty items removed: "a, ,b " → "a,b"."""
+    return _text(column, needs).str.replace_all(_LIST_SEP, ",").str.strip_chars().str.strip_chars(",")
+
+
+def _items(column: str, needs: _Needs, wrap: list[str]) -> pl.Expr:
     """A comma-separated cell → its trimmed, non-blank items, each escaped and wrapped in `wrap`.
 
     String operations, not split/list.eval: the separators become close-and-open tags in one literal
@@ -191,43 +225,46 @@ def _items(column: str, clean: bool, wrap: list[str]) -> pl.Expr:
     """
     opening = "".join(f"<{n}>" for n in wrap)
     closing = "".join(f"</{n}>" for n in reversed(wrap))
-    normalised = _text(column, clean).str.strip_chars(_LIST_EDGES).str.replace_all(_LIST_SEP, ",")
-    joined = _escape(normalised).str.replace_all(",", closing + opening, literal=True)
+    joined = _escape(_list_text(column, needs), column, needs)
+    joined = joined.str.replace_all(",", closing + opening, literal=True)
     return pl.concat_str([pl.lit(opening), _non_empty(joined), pl.lit(closing)])
 
 
-def _leaf_expr(leaf: _Leaf, clean: bool) -> pl.Expr:
+def _leaf_expr(leaf: _Leaf, needs: _Needs) -> pl.Expr:
     if leaf.kind == "scalar":
-        return _wrap([leaf.element], _non_empty(_escape(_text(leaf.column, clean))))
+        return _wrap([leaf.element], _non_empty(_escape(_text(leaf.column, needs), leaf.column, needs)))
     if leaf.kind == "list":
-        return _items(leaf.column, clean, [leaf.element, *leaf.inner])
+        return _items(leaf.column, needs, [leaf.element, *leaf.inner])
+    if leaf.kind == "first":
+        first = _list_text(leaf.column, needs).str.splitn(",", 2).struct.field("field_0")
+        return _wrap([leaf.element], _non_empty(_escape(first, leaf.column, needs)))
     head = (
         f"<{leaf.element}><field_name>{leaf.custom_name}</field_name>"
         f"<data_type>{leaf.custom_type}</data_type>"
     )
     if leaf.kind == "custom":
-        value = _wrap(["field_value"], _non_empty(_escape(_text(leaf.column, clean))))
-        return pl.concat_str([pl.lit(head), value, pl.lit(f"</{leaf.element}>")])
-    values = _items(leaf.column, clean, ["field_value"])
+        value = _non_empty(_escape(_text(leaf.column, needs), leaf.column, needs))
+        return pl.concat_str(
+            [pl.lit(head + "<field_value>"), value, pl.lit(f"</field_value></{leaf.element}>")]
+        )
+    values = _items(leaf.column, needs, ["field_value"])
     return pl.concat_str([pl.lit(head + "<data_list>"), values, pl.lit(f"</data_list></{leaf.element}>")])
 
 
-def _group_expr(group: _Group, clean: bool) -> pl.Expr:
+def _node_expr(node: _Group | _Leaf, needs: _Needs) -> pl.Expr:
     """A group element appears only when one of its children has a value."""
-    children = [_node_expr(e, clean) for e in group.entries]
-    inner = pl.concat_str(children, ignore_nulls=True)
-    return _wrap([group.name], _non_empty(inner))
+    if isinstance(node, _Leaf):
+        return _leaf_expr(node, needs)
+    children = [_node_expr(e, needs) for e in node.entries]
+    return _wrap([node.name], _non_empty(pl.concat_str(children, ignore_nulls=True)))
 
 
-def _node_expr(node: _Group | _Leaf, clean: bool) -> pl.Expr:
-    return _group_expr(node, clean) if isinstance(node, _Group) else _leaf_expr(node, clean)
-
-
-def _record_expr(plan: _Group, open_tag: str, clean: bool) -> pl.Expr:
-    children = [_node_expr(e, clean) for e in plan.entries]
-    return pl.concat_str(
-        [pl.lit(open_tag), *children, pl.lit(f"</{plan.name}>")], ignore_nulls=True
-    ).alias("record")
+def _leaves(node: _Group) -> Iterator[_Leaf]:
+    for e in node.entries:
+        if isinstance(e, _Group):
+            yield from _leaves(e)
+        else:
+            yield e
 
 
 def record_open_tag(schema: EntitySchema, operation: str) -> str:
@@ -238,10 +275,11 @@ def record_open_tag(schema: EntitySchema, operation: str) -> str:
 
 
 # -- writing -------------------------------------------------------------------------------------------
+_FORBIDDEN_CHARS = [chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF]]
+
+
 def _chunks(frame: FrameLike, chunk_rows: int) -> Iterator[pl.DataFrame]:
     if isinstance(frame, pl.DataFrame):
-        if frame.height == 0:
-            return
         yield from frame.iter_slices(chunk_rows)
     elif isinstance(frame, pl.LazyFrame):
         yield from frame.collect_batches(chunk_size=chunk_rows)
@@ -249,12 +287,28 @@ def _chunks(frame: FrameLike, chunk_rows: int) -> Iterator[pl.DataFrame]:
         yield from frame
 
 
-def _columns_of(frame: FrameLike) -> list[str] | None:
-    if isinstance(frame, pl.DataFrame):
-        return frame.columns
-    if isinstance(frame, pl.LazyFrame):
-        return frame.collect_schema().names()
-    return None
+def _needs(chunk: pl.DataFrame, columns: list[str]) -> tuple[_Needs, int]:
+    """Which columns need escaping or cleaning in this chunk, and how many forbidden characters it holds."""
+    if not columns:
+        return _Needs(frozenset(), frozenset()), 0
+    text = [pl.col(c).cast(pl.String) for c in columns]
+    flags = chunk.select(
+        *[t.str.contains_any(_ESCAPE_FROM).any().alias(f"e{i}") for i, t in enumerate(text)],
+        *[t.str.contains_any(_FORBIDDEN_CHARS).any().alias(f"f{i}") for i, t in enumerate(text)],
+    ).row(0)
+    n = len(columns)
+    escape = frozenset(c for i, c in enumerate(columns) if flags[i])
+    clean = [c for i, c in enumerate(columns) if flags[n + i]]
+    removed = 0
+    if clean:
+        removed = int(
+            chunk.select(
+                pl.sum_horizontal(
+                    [pl.col(c).cast(pl.String).str.count_matches(FORBIDDEN_XML10).fill_null(0) for c in clean]
+                ).sum()
+            ).item()
+        )
+    return _Needs(escape, frozenset(clean)), removed
 
 
 def write_xml(
@@ -269,15 +323,18 @@ def write_xml(
 
     `frame` is a DataFrame, a LazyFrame (collected in batches) or an iterable of DataFrames with the
     same columns. Values are written as given (the validator normalised them); characters XML 1.0
-    forbids are removed and counted, markup characters are escaped.
+    forbids are removed and counted, markup characters are escaped, blank values write no element.
+
+    >>> write_xml(valid, load_schema("employee"), "ingest", Path("out/employee.xml")).rows  # doctest: +SKIP
     """
-    schema.operation(operation)  # unsupported operations fail here, before a file is created
+    schema.operation(operation)  # an unsupported operation fails here, before a file is created
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     open_tag = record_open_tag(schema, operation)
+    close_tag = f"</{schema.xml.record}>"
     root = schema.xml.root
     rows = removed = 0
-    plans: dict[tuple[str, ...], tuple[pl.Expr, pl.Expr, list[str]]] = {}
+    plans: dict[tuple[str, ...], tuple[_Group, list[str]]] = {}
     with path.open("wb") as fh:
         fh.write(f"{XML_DECLARATION}<{root}>\n".encode())
         for chunk in _chunks(frame, chunk_rows):
@@ -286,42 +343,38 @@ def write_xml(
             key = tuple(chunk.columns)
             if key not in plans:
                 plan = _plan(schema, operation, chunk.columns)
-                used = sorted({leaf.column for leaf in _leaves(plan)})
-                plans[key] = (_record_expr(plan, open_tag, False), _record_expr(plan, open_tag, True), used)
-            fast, cleaned, used = plans[key]
-            bad = _forbidden_count(chunk, used)
-            out = chunk.lazy().select(cleaned if bad else fast).collect()
+                plans[key] = (plan, sorted({leaf.column for leaf in _leaves(plan)}))
+            plan, used = plans[key]
+            needs, bad = _needs(chunk, used)
+            # Top-level elements as separate expressions first: polars evaluates those in parallel.
+            parts = [_node_expr(e, needs).alias(f"n{i}") for i, e in enumerate(plan.entries)]
+            parts = parts or [pl.repeat(None, chunk.height, dtype=pl.String).alias("n0")]
+            nodes = chunk.select(parts)
+            out = nodes.select(
+                pl.concat_str(
+                    [pl.lit(open_tag), *[pl.col(c) for c in nodes.columns], pl.lit(close_tag)],
+                    ignore_nulls=True,
+                ).alias("record")
+            )
+            del nodes
+            out.write_csv(fh, include_header=False, quote_style="never", line_terminator="\n")
             removed += bad
             rows += out.height
-            out.write_csv(fh, include_header=False, quote_style="never", line_terminator="\n")
         fh.write(f"</{root}>\n".encode())
         size = fh.tell()
     log.info(
         "xml written",
-        extra={"fields": {"entity": schema.entity, "operation": operation, "rows": rows, "bytes": size,
-                          "removed_chars": removed}},
+        extra={
+            "fields": {
+                "entity": schema.entity,
+                "operation": operation,
+                "rows": rows,
+                "bytes": size,
+                "removed_chars": removed,
+            }
+        },
     )
     return XmlReport(rows=rows, bytes=size, removed_chars=removed, path=path)
-
-
-def _leaves(node: _Group) -> Iterator[_Leaf]:
-    for e in node.entries:
-        if isinstance(e, _Group):
-            yield from _leaves(e)
-        else:
-            yield e
-
-
-def _forbidden_count(chunk: pl.DataFrame, columns: list[str]) -> int:
-    """How many XML-forbidden characters the written columns hold (0 almost always: then no cleaning)."""
-    if not columns:
-        return 0
-    counts = chunk.select(
-        pl.sum_horizontal(
-            [pl.col(c).cast(pl.String).str.count_matches(FORBIDDEN_XML10).fill_null(0) for c in columns]
-        ).sum()
-    )
-    return int(counts.item() or 0)
 
 
 # -- XSDs ----------------------------------------------------------------------------------------------
@@ -333,13 +386,19 @@ def own_xsd(entity: str, operation: str) -> Path:
     return schemas_dir() / "xsd" / f"{entity}_{op}.xsd"
 
 
-_MASK_RE = re.compile(r"(?<!Element )(?<!facet )'[^']*'")
-_KEYSEQ_RE = re.compile(r"key-sequence \[[^\]]*\]")
+_QUOTED_RE = re.compile(r"'[^']*'|\[[^\]]*\]")
+# Words after which libxml2 quotes a schema name, not a value from the document.
+_NAME_BEFORE = ("Element ", "attribute ", "facet ", "type ", "identity-constraint ", "element ")
 
 
 def _mask(message: str) -> str:
-    """libxml2 quotes the offending value in its messages; keep element names, hide the data."""
-    return _KEYSEQ_RE.sub("key-sequence [***]", _MASK_RE.sub("'***'", message))
+    """libxml2 quotes the offending value in its messages: keep schema names, hide the data."""
+
+    def hide(m: re.Match[str]) -> str:
+        before = message[: m.start()]
+        return m.group(0) if before.endswith(_NAME_BEFORE) else ("[***]" if m.group(0)[0] == "[" else "'***'")
+
+    return _QUOTED_RE.sub(hide, message)
 
 
 def validate_xml(path: Path, xsd_path: Path, *, max_errors: int = MAX_ERRORS) -> list[str]:

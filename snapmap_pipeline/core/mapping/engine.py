@@ -17,7 +17,13 @@ from snapmap_pipeline.core.mapping.memory import MappingMemory, fingerprint
 from snapmap_pipeline.core.mapping.normalize import expanded_text
 from snapmap_pipeline.core.mapping.overrides import load_overrides
 from snapmap_pipeline.core.mapping.semantic import calibrate, semantic_scores
-from snapmap_pipeline.core.mapping.signals import METHODS, lexical_index, lexical_scores, value_factors
+from snapmap_pipeline.core.mapping.signals import (
+    METHODS,
+    head_factors,
+    lexical_index,
+    lexical_scores,
+    value_factors,
+)
 from snapmap_pipeline.core.schema import EntitySchema, custom_field
 from snapmap_pipeline.errors import ConfigError
 from snapmap_pipeline.logs import get_logger
@@ -184,6 +190,7 @@ def map_columns(
             sem = np.zeros_like(lex)
             sem[need] = calibrate(cos)
     base, sem_won = combine(lex, sem)
+    base = np.where(lex >= 0.9, base, base * head_factors(headers, index))
 
     webmail_words = WEBMAIL_WORDS
     factors = np.ones_like(base)

@@ -56,9 +56,13 @@ def normalize(header: str) -> str:
     return " ".join(words(header))
 
 
-def variants(header: str) -> list[list[str]]:
-    """Word lists to try for a header: the full path, then its trailing segments (last, last two)."""
+def variants(header: str, noise: frozenset[tuple[str, ...]] = frozenset()) -> list[list[str]]:
+    """Word lists to try for a header: the full path, then its trailing segments (last, last two).
+    Segments that only carry structure (`codeValue`, `idValue`) are dropped first."""
     segs = segments(header)
+    if len(segs) > 1 and noise:
+        kept = [s for s in segs if tuple(s) not in noise]
+        segs = kept or segs[-1:]
     if not segs:
         return []
     out = [[w for s in segs for w in s]]
@@ -93,6 +97,9 @@ class Glossary:
     stopwords: frozenset[str] = frozenset()
     entities: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
     max_phrase: int = 1
+    generic: frozenset[str] = frozenset()  # stemmed
+    path_noise: frozenset[tuple[str, ...]] = frozenset()
+    head_kinds: dict[str, str] = field(default_factory=dict)  # stemmed word → kind
 
     def entity_words(self, entity: str) -> tuple[tuple[str, ...], ...]:
         return self.entities.get(entity, ())
@@ -109,6 +116,9 @@ def load_glossary(directory: Path) -> Glossary:
     phrases: dict[tuple[str, ...], tuple[str, ...]] = {}
     stop: set[str] = set()
     entities: dict[str, tuple[tuple[str, ...], ...]] = {}
+    generic: set[str] = set()
+    noise: set[tuple[str, ...]] = set()
+    kinds: dict[str, str] = {}
     for path in sorted(Path(directory).glob("*.yaml")):
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -122,10 +132,19 @@ def load_glossary(directory: Path) -> Glossary:
         for src, dst in (raw.get("phrases") or {}).items():
             phrases[_key(src)] = _key(dst)
         stop.update(" ".join(_key(w)) for w in raw.get("stopwords") or [])
+        generic.update(stem(w) for x in raw.get("generic") or [] for w in _key(x))
+        noise.update(_key(x) for x in raw.get("path_noise") or [])
+        for kind, kind_words in (raw.get("head_kinds") or {}).items():
+            for w in kind_words or []:
+                key = _key(w)
+                if key:
+                    kinds[stem("".join(key)) if len(key) > 1 else stem(key[0])] = str(kind)
         for entity, hint_words in (raw.get("entities") or {}).items():
             entities[str(entity)] = tuple(_key(w) for w in hint_words or [])
     longest = max((len(k) for k in phrases), default=1)
-    return Glossary(tokens, phrases, frozenset(stop), entities, max(longest, 1))
+    return Glossary(
+        tokens, phrases, frozenset(stop), entities, max(longest, 1), frozenset(generic), frozenset(noise), kinds
+    )
 
 
 def glossary_dir(config_dir: Path) -> Path:

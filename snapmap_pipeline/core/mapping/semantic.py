@@ -192,5 +192,5 @@ def semantic_scores(headers: list[str], schema: EntitySchema, lancedb_uri: str) 
 
 
 def calibrate(cos: np.ndarray) -> np.ndarray:
-    """Cosine → a score on the same scale as the lexical signals (0.45 → 0, 0.9 → 0.85)."""
-    return np.clip((cos - 0.45) / 0.45, 0.0, 1.0) * 0.85
+    """Cosine → a score on the same scale as the lexical signals (0.5 → 0, 0.9 → 0.85)."""
+    return np.clip((cos - 0.5) / 0.4, 0.0, 1.0) * 0.85

@@ -33,7 +33,10 @@ EXACT, ALIAS, GLOSSARY, FUZZY = "exact", "alias", "glossary", "fuzzy"
 SCORE = {EXACT: 1.0, ALIAS: 0.96, GLOSSARY: 0.92}
 TRAILING_FACTOR = 0.98  # a match on a path's trailing segment(s) only
 SELF_WEIGHT = 0.3  # "employee" in "Employee First Name" says little inside an employee file
+GENERIC_WEIGHT = 0.35  # "code", "id", "date": the kind of value, not the subject
+UNKNOWN_WEIGHT = 0.6  # a header word no field of the schema uses
 FUZZY_CAP = 0.9
+HEAD_KIND_PENALTY = 0.6  # "Phone Type" names a type: a field with no type word scores lower
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class LexicalIndex:
     canon_eq: dict[tuple[str, ...], set[int]]
     self_words: dict[tuple[str, ...], tuple[str, ...]]
     glossary: Glossary
+    field_kinds: list[frozenset[str]]  # per field, the head kinds its words cover
 
     def canon(self, ws: list[str]) -> tuple[str, ...]:
         return tuple(canonical(ws, self.glossary, self.self_words))
@@ -102,7 +106,9 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
     for x in texts:
         for t in x.canon:
             df.setdefault(t, set()).add(x.field)
-    weights = {t: (SELF_WEIGHT if t == SELF else 1.0 / math.sqrt(len(df[t]))) for t in vocab}
+    weights = {
+        t: (SELF_WEIGHT if t == SELF else min(1.0 / math.sqrt(len(df[t])), _generic(t, glossary))) for t in vocab
+    }
     t_w = np.zeros((len(texts), len(vocab)), dtype=np.float32)
     for i, x in enumerate(texts):
         for t in set(x.canon):
@@ -116,6 +122,11 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
             plain_exact.setdefault(x.plain, fi)
         plain_alias.setdefault(x.plain, set()).add(fi)
         canon_eq.setdefault(tuple(sorted(set(x.canon))), set()).add(fi)
+    field_kinds: list[set[str]] = [set() for _ in fields]
+    for x in texts:
+        for t in x.canon:
+            if t in glossary.head_kinds:
+                field_kinds[fidx[x.field]].add(glossary.head_kinds[t])
     return LexicalIndex(
         entity=schema.entity,
         fields=fields,
@@ -130,7 +141,12 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
         canon_eq=canon_eq,
         self_words=selfw,
         glossary=glossary,
+        field_kinds=[frozenset(k) for k in field_kinds],
     )
+
+
+def _generic(token: str, glossary: Glossary) -> float:
+    return GENERIC_WEIGHT if token in glossary.generic else 1.0
 
 
 def lexical_index(schema: EntitySchema, config_dir: Path) -> LexicalIndex:
@@ -150,7 +166,7 @@ def _token_sim(header_tokens: list[str], vocab: list[str]) -> np.ndarray:
     long_enough = (h_len >= 5) & (v_len >= 5)
     sim = np.where(long_enough & (ratio >= 0.85), ratio**2, 0.0)
     for i, h in enumerate(header_tokens):  # a few tokens per header; prefix test per token
-        if len(h) >= 3:
+        if 3 <= len(h) <= 4:
             for j, v in enumerate(vocab):
                 if len(v) > len(h) and v.startswith(h):
                     sim[i, j] = max(sim[i, j], 0.8)
@@ -168,7 +184,7 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
     all_canon: list[list[tuple[tuple[str, ...], float]]] = []
     uniq: dict[str, int] = {}
     for hi, header in enumerate(headers):
-        vs = variants(header)
+        vs = variants(header, index.glossary.path_noise)
         cands: list[tuple[tuple[str, ...], float]] = []
         for vi, ws in enumerate(vs):
             factor = 1.0 if vi == 0 else TRAILING_FACTOR
@@ -199,7 +215,7 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
             if not canon:
                 continue
             rows = [uniq[t] for t in canon]
-            hw = np.array([index.weights.get(t, 1.0) for t in canon], dtype=np.float32)
+            hw = np.array([_header_weight(t, index) for t in canon], dtype=np.float32)
             recall = (index.t_w * sim[rows].max(axis=0)[None, :]).sum(axis=1) / np.maximum(text_w, 1e-6)
             precision = (hw[:, None] * best_in_text[rows]).sum(axis=0) / hw.sum()
             f1 = np.where(recall + precision > 0, 2 * recall * precision / (recall + precision + 1e-9), 0.0)
@@ -210,6 +226,30 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
             scores[hi] = np.where(better, per_field, scores[hi])
             methods[hi] = np.where(better, 4, methods[hi])
     return scores, methods
+
+
+def _header_weight(token: str, index: LexicalIndex) -> float:
+    if token in index.weights:
+        return index.weights[token]
+    if token == SELF:
+        return SELF_WEIGHT
+    return min(UNKNOWN_WEIGHT, _generic(token, index.glossary))
+
+
+def head_factors(headers: list[str], index: LexicalIndex) -> np.ndarray:
+    """headers × fields: HEAD_KIND_PENALTY where the header's last word names a kind of value (type,
+    date, id, name, ...) that the field's words do not; 1 elsewhere."""
+    out = np.ones((len(headers), len(index.fields)), dtype=np.float32)
+    for hi, header in enumerate(headers):
+        vs = variants(header, index.glossary.path_noise)
+        canon = index.canon(vs[0]) if vs else ()
+        kind = index.glossary.head_kinds.get(canon[-1]) if canon else None
+        if kind is None:
+            continue
+        for fi, kinds in enumerate(index.field_kinds):
+            if kind not in kinds:
+                out[hi, fi] = HEAD_KIND_PENALTY
+    return out
 
 
 METHODS = ("none", EXACT, ALIAS, GLOSSARY, FUZZY)

@@ -3,8 +3,6 @@
 `core.pipeline`, and attaches metadata. Frames travel through the IO manager.
 """
 
-from __future__ import annotations
-
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +30,9 @@ from snapmap_pipeline.settings import get_settings
 GROUP = "drops"
 OPERATION = "ingest"  # a dropped file is a full export; the daily feed derives update/delete
 EMBEDDING_POOL = "snapmap_embeddings"  # limits concurrent inference/mapping steps (model in memory)
-NETWORK_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+NETWORK_RETRY = dg.RetryPolicy(
+    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
 
 
 def _common(**kw: Any) -> dict[str, Any]:
@@ -63,8 +63,8 @@ def raw_upload(
             digest = core.content_hash(data)
             if TAG_HASH in tags and digest != tags[TAG_HASH]:
                 raise InputError(
-                    f"the file changed on the source since the sensor saw it; its new bytes get their own "
-                    f"partition on the next sensor tick",
+                    "the file changed on the source since the sensor saw it; its new bytes get their own "
+                    "partition on the next sensor tick",
                     code="drop_changed",
                 )
             name = tags[TAG_PATH]
@@ -83,15 +83,17 @@ def raw_upload(
                 "status": "received",
             }
             store.write_json(f"drops/{key}/drop.json", manifest)
-    context.add_output_metadata({
-        "tenant": manifest["tenant"] or "",
-        "source": manifest["source"],
-        "original path": manifest["path"],
-        "bytes": manifest["bytes"],
-        "content hash": manifest["hash"],
-        "dropped at": manifest["dropped_at"],
-        "upload": dg.MetadataValue.path(store.uri(manifest["upload"])),
-    })
+    context.add_output_metadata(
+        {
+            "tenant": manifest["tenant"] or "",
+            "source": manifest["source"],
+            "original path": manifest["path"],
+            "bytes": manifest["bytes"],
+            "content hash": manifest["hash"],
+            "dropped at": manifest["dropped_at"],
+            "upload": dg.MetadataValue.path(store.uri(manifest["upload"])),
+        }
+    )
     return manifest
 
 
@@ -105,14 +107,18 @@ def parsed_table(
     with as_failure():
         df, report = core.read_step(data, raw_upload["filename"])
     info = report.to_dict()
-    context.add_output_metadata({
-        "rows": df.height,
-        "columns": df.width - 1,
-        "column names": dg.MetadataValue.json(core.source_columns(df)),
-        "read": dg.MetadataValue.json({k: v for k, v in info.items() if isinstance(v, str | int | float)}),
-        "preview": masked_preview(df, show_values=get_settings().preview),
-        "seconds": round(time.perf_counter() - started, 3),
-    })
+    context.add_output_metadata(
+        {
+            "rows": df.height,
+            "columns": df.width - 1,
+            "column names": dg.MetadataValue.json(core.source_columns(df)),
+            "read": dg.MetadataValue.json(
+                {k: v for k, v in info.items() if isinstance(v, str | int | float)}
+            ),
+            "preview": masked_preview(df, show_values=get_settings().preview),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    )
     return df
 
 
@@ -125,12 +131,14 @@ def inferred_entity(
     with as_failure():
         guess, _ = core.infer_step(parsed_table, raw_upload["filename"], tenant=raw_upload["tenant"])
     out = guess.to_dict()
-    context.add_output_metadata({
-        "entity": out["entity"],
-        "confidence": float(out.get("confidence") or 0.0),
-        "candidates": dg.MetadataValue.json(out.get("candidates", [])),
-        "seconds": round(time.perf_counter() - started, 3),
-    })
+    context.add_output_metadata(
+        {
+            "entity": out["entity"],
+            "confidence": float(out.get("confidence") or 0.0),
+            "candidates": dg.MetadataValue.json(out.get("candidates", [])),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    )
     return out
 
 
@@ -153,22 +161,28 @@ def field_mapping(
         )
     rows = mapping_rows(mapping)
     confs = [float(r["confidence"]) for r in rows if r.get("target") and r.get("confidence") is not None]
-    context.add_output_metadata({
-        "entity": entity,
-        "mapping": dg.MetadataValue.md(mapping_markdown(rows)),
-        "mapped columns": sum(1 for r in rows if r.get("target")),
-        "unmapped columns": sum(1 for r in rows if not r.get("target")),
-        "min confidence": min(confs) if confs else 0.0,
-        "mean confidence": round(sum(confs) / len(confs), 4) if confs else 0.0,
-        "seconds": round(time.perf_counter() - started, 3),
-    })
+    context.add_output_metadata(
+        {
+            "entity": entity,
+            "mapping": dg.MetadataValue.md(mapping_markdown(rows)),
+            "mapped columns": sum(1 for r in rows if r.get("target")),
+            "unmapped columns": sum(1 for r in rows if not r.get("target")),
+            "min confidence": min(confs) if confs else 0.0,
+            "mean confidence": round(sum(confs) / len(confs), 4) if confs else 0.0,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    )
     return {"entity": entity, "operation": OPERATION, "tenant": tenant, "mapping": mapping}
 
 
 @dg.multi_asset(
     outs={
-        "validated_frame": dg.AssetOut(kinds={"polars"}, description="Rows that can go out, Eightfold text forms."),
-        "quarantine": dg.AssetOut(kinds={"polars"}, description="Rows that cannot, with _row, _rule, _column, _message."),
+        "validated_frame": dg.AssetOut(
+            kinds={"polars"}, description="Rows that can go out, Eightfold text forms."
+        ),
+        "quarantine": dg.AssetOut(
+            kinds={"polars"}, description="Rows that cannot, with _row, _rule, _column, _message."
+        ),
     },
     **_common(),
 )
@@ -184,8 +198,12 @@ def validated_frame(
     dropped_at = datetime.fromisoformat(raw_upload["dropped_at"])
     with as_failure():
         v = core.validate_step(
-            parsed_table, field_mapping["mapping"], schema, operation=field_mapping["operation"],
-            drop_time=dropped_at, tenant=raw_upload["tenant"],
+            parsed_table,
+            field_mapping["mapping"],
+            schema,
+            operation=field_mapping["operation"],
+            drop_time=dropped_at,
+            tenant=raw_upload["tenant"],
         )
     r = v.result
     figures = {
@@ -196,22 +214,34 @@ def validated_frame(
         "seconds": round(time.perf_counter() - started, 3),
     }
     show = get_settings().preview
-    yield dg.Output(v.valid, "validated_frame", metadata={
-        **figures, "preview": masked_preview(v.valid, show_values=show),
-    })
-    yield dg.Output(v.quarantine, "quarantine", metadata={
-        "rows": v.quarantine.height,
-        "rules": dg.MetadataValue.json(
-            v.quarantine.group_by("_rule").len().sort("len", descending=True).head(20).to_dicts()
-            if "_rule" in v.quarantine.columns else []
-        ),
-    })
+    yield dg.Output(
+        v.valid,
+        "validated_frame",
+        metadata={
+            **figures,
+            "preview": masked_preview(v.valid, show_values=show),
+        },
+    )
+    yield dg.Output(
+        v.quarantine,
+        "quarantine",
+        metadata={
+            "rows": v.quarantine.height,
+            "rules": dg.MetadataValue.json(
+                v.quarantine.group_by("_rule").len().sort("len", descending=True).head(20).to_dicts()
+                if "_rule" in v.quarantine.columns
+                else []
+            ),
+        },
+    )
 
 
 @dg.multi_asset(
     outs={
         "eightfold_xml": dg.AssetOut(kinds={"xml"}, description="The primary feed, valid against the XSD."),
-        "eightfold_csv": dg.AssetOut(kinds={"csv"}, description="Eightfold CSV (skipped with a reason when the spec can't be met)."),
+        "eightfold_csv": dg.AssetOut(
+            kinds={"csv"}, description="Eightfold CSV (skipped with a reason when the spec can't be met)."
+        ),
     },
     **_common(),
 )
@@ -238,12 +268,16 @@ def eightfold_xml(
 
     files = {"xml": uri(outputs["xml"]), "csv": uri(outputs["csv"]), "quarantine": uri(outputs["quarantine"])}
     result = {**files, "entity": schema.entity, "operation": field_mapping["operation"], "rel": rel}
-    yield dg.Output(result, "eightfold_xml", metadata={
-        "xml": dg.MetadataValue.path(files["xml"]),
-        "quarantine": dg.MetadataValue.path(files["quarantine"]),
-        "records": int(outputs["xml_report"].get("records", validated_frame.height)),
-        "seconds": round(time.perf_counter() - started, 3),
-    })
+    yield dg.Output(
+        result,
+        "eightfold_xml",
+        metadata={
+            "xml": dg.MetadataValue.path(files["xml"]),
+            "quarantine": dg.MetadataValue.path(files["quarantine"]),
+            "records": int(outputs["xml_report"].get("records", validated_frame.height)),
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+    )
     csv_meta: dict[str, Any] = {"skipped": files["csv"] is None}
     if files["csv"]:
         csv_meta["csv"] = dg.MetadataValue.path(files["csv"])
@@ -276,8 +310,12 @@ def delivery(
                 {n: store.read_bytes(f"{rel}/{n}") for n in names},
                 f"{raw_upload['tenant'] or 'default'}/{key}",
             )
-    manifest = {**raw_upload, "entity": eightfold_xml["entity"], "status": "delivered",
-                "delivered_at": datetime.now(UTC).isoformat()}
+    manifest = {
+        **raw_upload,
+        "entity": eightfold_xml["entity"],
+        "status": "delivered",
+        "delivered_at": datetime.now(UTC).isoformat(),
+    }
     store.write_json(f"drops/{key}/drop.json", manifest)
     if raw_upload["tenant"]:
         feed = feed_key(raw_upload["tenant"], eightfold_xml["entity"])
@@ -287,11 +325,13 @@ def delivery(
     if drop_sources.move_processed and drop_sources.configured(raw_upload["source"]):
         with as_failure():
             moved = drop_sources.source(raw_upload["source"]).move(raw_upload["path"], "processed")
-    context.add_output_metadata({
-        "delivered": target is not None,
-        "files": dg.MetadataValue.json(delivered.get("files", []) if isinstance(delivered, dict) else []),
-        "moved to": moved or "",
-    })
+    context.add_output_metadata(
+        {
+            "delivered": target is not None,
+            "files": dg.MetadataValue.json(delivered.get("files", []) if isinstance(delivered, dict) else []),
+            "moved to": moved or "",
+        }
+    )
     return {"delivered": target is not None, "moved_to": moved}
 
 

@@ -1,7 +1,5 @@
 """Checks that stop bad data going out. Blocking ones (ERROR) keep downstream assets from running."""
 
-from __future__ import annotations
-
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,7 +8,7 @@ import dagster as dg
 import polars as pl
 
 from snapmap_pipeline.core.schema import load_schema
-from snapmap_pipeline.defs.drops.assets import eightfold_xml, field_mapping, validated_frame
+from snapmap_pipeline.defs.drops.assets import field_mapping
 from snapmap_pipeline.defs.drops.common import frame_markdown
 from snapmap_pipeline.defs.resources import ArtifactsResource
 from snapmap_pipeline.settings import get_settings
@@ -18,9 +16,11 @@ from snapmap_pipeline.settings import get_settings
 MAX_CASES = 20
 
 
-@dg.asset_check(asset=field_mapping, blocking=True, description=(
-    "Every field the output requires is mapped, and every mapping is confident or overridden."
-))
+@dg.asset_check(
+    asset=field_mapping,
+    blocking=True,
+    description=("Every field the output requires is mapped, and every mapping is confident or overridden."),
+)
 def mapping_reviewed(field_mapping: dict[str, Any]) -> dg.AssetCheckResult:
     schema = load_schema(field_mapping["entity"])
     reasons = field_mapping["mapping"].review_reasons(schema, field_mapping["operation"], get_settings())
@@ -34,13 +34,20 @@ def mapping_reviewed(field_mapping: dict[str, Any]) -> dg.AssetCheckResult:
         passed=not reasons,
         severity=dg.AssetCheckSeverity.ERROR,
         description=None if not reasons else f"{len(reasons)} mapping issue(s) need review. {how}",
-        metadata={"to review": dg.MetadataValue.json([str(r) for r in reasons]), "how to fix": how,
-                  "issues": len(reasons)},
+        metadata={
+            "to review": dg.MetadataValue.json([str(r) for r in reasons]),
+            "how to fix": how,
+            "issues": len(reasons),
+        },
     )
 
 
-@dg.asset_check(asset=validated_frame, blocking=True, additional_ins={"field_mapping": dg.AssetIn("field_mapping")},
-                description="The valid rows meet the entity's pandera contract.")
+@dg.asset_check(
+    asset="validated_frame",
+    blocking=True,
+    additional_ins={"field_mapping": dg.AssetIn("field_mapping")},
+    description="The valid rows meet the entity's pandera contract.",
+)
 def contract(validated_frame: pl.DataFrame, field_mapping: dict[str, Any]) -> dg.AssetCheckResult:
     from pandera.errors import SchemaErrors
 
@@ -51,21 +58,29 @@ def contract(validated_frame: pl.DataFrame, field_mapping: dict[str, Any]) -> dg
     try:
         build_contract(schema, field_mapping["operation"]).validate(data, lazy=True)
     except SchemaErrors as exc:
-        cases = pl.from_pandas(exc.failure_cases) if not isinstance(exc.failure_cases, pl.DataFrame) else exc.failure_cases
+        cases = (
+            pl.from_pandas(exc.failure_cases)
+            if not isinstance(exc.failure_cases, pl.DataFrame)
+            else exc.failure_cases
+        )
         if not get_settings().preview and "failure_case" in cases.columns:
             cases = cases.with_columns(pl.lit("•••").alias("failure_case"))  # values are personal data
         return dg.AssetCheckResult(
-            passed=False, severity=dg.AssetCheckSeverity.ERROR,
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
             description=f"{cases.height} contract failure(s) in rows marked valid; this is a bug in the "
-                        f"validation rules for {schema.entity}: report it with this run's id",
-            metadata={"failure cases": dg.MetadataValue.md(frame_markdown(cases.head(MAX_CASES).cast(pl.String))),
-                      "failures": cases.height},
+            f"validation rules for {schema.entity}: report it with this run's id",
+            metadata={
+                "failure cases": dg.MetadataValue.md(frame_markdown(cases.head(MAX_CASES).cast(pl.String))),
+                "failures": cases.height,
+            },
         )
     return dg.AssetCheckResult(passed=True, metadata={"rows checked": data.height})
 
 
 @dg.asset_check(
-    asset=validated_frame, blocking=True,
+    asset="validated_frame",
+    blocking=True,
     additional_ins={"parsed_table": dg.AssetIn("parsed_table"), "quarantine": dg.AssetIn("quarantine")},
     description="Rows in = rows valid + rows quarantined; no row lost, none counted twice.",
 )
@@ -75,22 +90,34 @@ def row_conservation(
     rows_in = parsed_table.height
     q_rows = quarantine["_row"].n_unique() if "_row" in quarantine.columns else quarantine.height
     lost = rows_in - validated_frame.height - q_rows
-    meta: dict[str, Any] = {"rows in": rows_in, "rows valid": validated_frame.height, "rows quarantined": q_rows}
+    meta: dict[str, Any] = {
+        "rows in": rows_in,
+        "rows valid": validated_frame.height,
+        "rows quarantined": q_rows,
+    }
     both = 0
     if "_row" in validated_frame.columns and "_row" in quarantine.columns:
         both = validated_frame.join(quarantine.select("_row").unique(), on="_row", how="semi").height
         meta["rows both valid and quarantined"] = both
     ok = lost == 0 and both == 0
     return dg.AssetCheckResult(
-        passed=ok, severity=dg.AssetCheckSeverity.ERROR, metadata=meta,
+        passed=ok,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=meta,
         description=None if ok else f"{lost} row(s) unaccounted for, {both} counted twice",
     )
 
 
-@dg.asset_check(asset=validated_frame, blocking=False, additional_ins={"field_mapping": dg.AssetIn("field_mapping")},
-                description="The great-expectations suite (a warning); Data Docs linked in metadata.")
+@dg.asset_check(
+    asset="validated_frame",
+    blocking=False,
+    additional_ins={"field_mapping": dg.AssetIn("field_mapping")},
+    description="The great-expectations suite (a warning); Data Docs linked in metadata.",
+)
 def quality_suite(
-    context: dg.AssetCheckExecutionContext, validated_frame: pl.DataFrame, field_mapping: dict[str, Any],
+    context: dg.AssetCheckExecutionContext,
+    validated_frame: pl.DataFrame,
+    field_mapping: dict[str, Any],
     artifacts: ArtifactsResource,
 ) -> dg.AssetCheckResult:
     from snapmap_pipeline.core.quality import run_quality
@@ -99,19 +126,31 @@ def quality_suite(
     store = artifacts.store()
     rel = f"drops/{context.partition_key}/out/quality"
     with store.staging(rel) as out_dir:
-        result = run_quality(validated_frame, schema, field_mapping["operation"], out_dir,
-                             sample_rows=get_settings().quality_sample_rows)
+        result = run_quality(
+            validated_frame,
+            schema,
+            field_mapping["operation"],
+            out_dir,
+            sample_rows=get_settings().quality_sample_rows,
+        )
     docs = result.get("docs") or result.get("data_docs") or result.get("index")
-    meta: dict[str, Any] = {k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    meta: dict[str, Any] = {
+        k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }
     if docs:
         meta["data docs"] = dg.MetadataValue.path(
-            store.uri(f"{rel}/{Path(docs).relative_to(out_dir).as_posix()}") if Path(docs).is_absolute() else str(docs)
+            store.uri(f"{rel}/{Path(docs).relative_to(out_dir).as_posix()}")
+            if Path(docs).is_absolute()
+            else str(docs)
         )
-    return dg.AssetCheckResult(passed=bool(result.get("success", False)), severity=dg.AssetCheckSeverity.WARN,
-                               metadata=meta)
+    return dg.AssetCheckResult(
+        passed=bool(result.get("success", False)), severity=dg.AssetCheckSeverity.WARN, metadata=meta
+    )
 
 
-@dg.asset_check(asset=eightfold_xml, blocking=True, description="The XML is valid against the entity's XSD.")
+@dg.asset_check(
+    asset="eightfold_xml", blocking=True, description="The XML is valid against the entity's XSD."
+)
 def xml_valid(eightfold_xml: dict[str, Any], artifacts: ArtifactsResource) -> dg.AssetCheckResult:
     from snapmap_pipeline.core.export.xml import own_xsd, validate_xml
 
@@ -122,8 +161,12 @@ def xml_valid(eightfold_xml: dict[str, Any], artifacts: ArtifactsResource) -> dg
         local.write_bytes(store.read_bytes(rel))
         errors = validate_xml(local, own_xsd(eightfold_xml["entity"], eightfold_xml["operation"]))
     return dg.AssetCheckResult(
-        passed=not errors, severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"errors": len(errors), "first errors": dg.MetadataValue.json([str(e) for e in errors[:MAX_CASES]])},
+        passed=not errors,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "errors": len(errors),
+            "first errors": dg.MetadataValue.json([str(e) for e in errors[:MAX_CASES]]),
+        },
     )
 
 

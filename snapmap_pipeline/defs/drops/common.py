@@ -45,9 +45,10 @@ def masked_preview(df: pl.DataFrame, *, show_values: bool, rows: int = PREVIEW_R
     head = df.head(rows)
     if not show_values:
         head = head.with_columns(
-            pl.when(pl.col(c).is_null()).then(pl.lit("")).otherwise(
-                pl.col(c).cast(pl.String).str.replace_all(r"[^\s]", "•").str.slice(0, 12)
-            ).alias(c)
+            pl.when(pl.col(c).is_null())
+            .then(pl.lit(""))
+            .otherwise(pl.col(c).cast(pl.String).str.replace_all(r"[^\s]", "•").str.slice(0, 12))
+            .alias(c)
             for c in head.columns
             if not c.startswith("_")
         )

@@ -5,8 +5,6 @@ partitions and requests one run each with `run_key` = content hash. The same byt
 from any source, never run twice.
 """
 
-from __future__ import annotations
-
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -44,7 +42,9 @@ def already_ran(instance: dg.DagsterInstance, digest: str) -> bool:
     return bool(instance.get_run_records(dg.RunsFilter(tags={TAG_HASH: digest}), limit=1))
 
 
-def drop_tick(context: dg.SensorEvaluationContext, source: Any, kind: str, limit: int = PAGE_LIMIT) -> dg.SensorResult:
+def drop_tick(
+    context: dg.SensorEvaluationContext, source: Any, kind: str, limit: int = PAGE_LIMIT
+) -> dg.SensorResult:
     """One tick over `source`: the sensor body, separate so tests and `make run` can call it."""
     from snapmap_pipeline.connectors.base import poll
 
@@ -55,7 +55,9 @@ def drop_tick(context: dg.SensorEvaluationContext, source: Any, kind: str, limit
         try:
             digest = content_hash(source.fetch(f))
         except SnapMapError as exc:
-            log.warning("drop not fetched; retried next time it changes", extra={"fields": {"code": exc.code}})
+            log.warning(
+                "drop not fetched; retried next time it changes", extra={"fields": {"code": exc.code}}
+            )
             continue
         if digest in seen or already_ran(context.instance, digest):
             continue
@@ -63,12 +65,19 @@ def drop_tick(context: dg.SensorEvaluationContext, source: Any, kind: str, limit
         key = drop_partition_key(f.name, digest)
         keys.append(key)
         dropped = datetime.fromtimestamp(f.mtime, UTC) if f.mtime else datetime.now(UTC)
-        requests.append(dg.RunRequest(
-            run_key=digest,
-            partition_key=key,
-            tags={TAG_SOURCE: kind, TAG_PATH: f.name, TAG_TENANT: tenant_from_name(f.name) or "",
-                  TAG_HASH: digest, TAG_DROPPED_AT: dropped.isoformat()},
-        ))
+        requests.append(
+            dg.RunRequest(
+                run_key=digest,
+                partition_key=key,
+                tags={
+                    TAG_SOURCE: kind,
+                    TAG_PATH: f.name,
+                    TAG_TENANT: tenant_from_name(f.name) or "",
+                    TAG_HASH: digest,
+                    TAG_DROPPED_AT: dropped.isoformat(),
+                },
+            )
+        )
     log.info("drop tick", extra={"fields": {"source": kind, "ready": len(tick.ready), "runs": len(requests)}})
     return dg.SensorResult(
         run_requests=requests,

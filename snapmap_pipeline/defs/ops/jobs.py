@@ -1,7 +1,5 @@
 """Retention: a daily job purging artifacts and drop partitions older than each tenant's retention."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from snapmap_pipeline.core.retention import purge
@@ -21,8 +19,14 @@ def purge_expired(context: dg.OpExecutionContext, artifacts: ArtifactsResource) 
             dropped += 1
     counts = {**report.to_dict(), "partitions_deleted": dropped}
     context.log.info(f"retention: {counts}")  # counts only, never names
-    context.add_output_metadata({"purged drops": report.purged["drop"], "purged daily": report.purged["daily"],
-                                 "kept drops": report.kept["drop"], "partitions deleted": dropped})
+    context.add_output_metadata(
+        {
+            "purged drops": report.purged["drop"],
+            "purged daily": report.purged["daily"],
+            "kept drops": report.kept["drop"],
+            "partitions deleted": dropped,
+        }
+    )
     return counts
 
 

@@ -2,8 +2,6 @@
 `settings.alert_webhook_url` when one is set. An unreadable drop moves to `failed/` when configured;
 one blocked for review stays where it is, waiting for its rerun."""
 
-from __future__ import annotations
-
 import json
 import urllib.error
 import urllib.request
@@ -25,8 +23,12 @@ REVIEW_MARKERS = ("mapping_reviewed", "inferred_entity")  # failures a person fi
 def alert_payload(context: dg.RunFailureSensorContext) -> dict[str, Any]:
     run = context.dagster_run
     steps = [
-        {"step": ev.step_key, "reason": (ev.step_failure_data.error.message.strip().splitlines() or [""])[0][:500]
-         if ev.step_failure_data and ev.step_failure_data.error else ""}
+        {
+            "step": ev.step_key,
+            "reason": (ev.step_failure_data.error.message.strip().splitlines() or [""])[0][:500]
+            if ev.step_failure_data and ev.step_failure_data.error
+            else "",
+        }
         for ev in context.get_step_failure_events()
     ]
     return {
@@ -39,8 +41,9 @@ def alert_payload(context: dg.RunFailureSensorContext) -> dict[str, Any]:
 
 
 def post_webhook(url: str, payload: dict[str, Any], timeout: float = 5.0) -> bool:
-    req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (configured https URL)
             return 200 <= resp.status < 300
@@ -49,20 +52,28 @@ def post_webhook(url: str, payload: dict[str, Any], timeout: float = 5.0) -> boo
         return False
 
 
-@dg.run_failure_sensor(name="run_failure_alert", default_status=dg.DefaultSensorStatus.RUNNING,
-                       monitor_all_code_locations=False)
+@dg.run_failure_sensor(
+    name="run_failure_alert", default_status=dg.DefaultSensorStatus.RUNNING, monitor_all_code_locations=False
+)
 def run_failure_alert(context: dg.RunFailureSensorContext, drop_sources: DropSourcesResource) -> None:
     payload = alert_payload(context)
     steps = ", ".join(s["step"] or "" for s in payload["failing_steps"]) or "run"
     context.log.warning(f"run failed: partition={payload['partition']} step={steps}")
-    log.warning("run failed", extra={"fields": {"partition": payload["partition"], "steps": steps,
-                                                "job": payload["job"]}})
+    log.warning(
+        "run failed",
+        extra={"fields": {"partition": payload["partition"], "steps": steps, "job": payload["job"]}},
+    )
     url = get_settings().alert_webhook_url
     if url:
         post_webhook(url, payload)
     tags = context.dagster_run.tags
     review = any(m in (s["step"] or "") for s in payload["failing_steps"] for m in REVIEW_MARKERS)
-    if TAG_PATH in tags and not review and drop_sources.move_processed and drop_sources.configured(tags[TAG_SOURCE]):
+    if (
+        TAG_PATH in tags
+        and not review
+        and drop_sources.move_processed
+        and drop_sources.configured(tags[TAG_SOURCE])
+    ):
         try:
             drop_sources.source(tags[TAG_SOURCE]).move(tags[TAG_PATH], "failed")
         except SnapMapError as exc:

@@ -1,0 +1,93 @@
+"""A dropped file through the sensor and the per-file assets: checks pass, duplicates never rerun, a
+blocked mapping stops the feed until an override and a rerun."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster_support import workday
+
+from snapmap_pipeline.run_local import execute_request, process_drops
+
+pytestmark = pytest.mark.e2e
+
+GOOD = workday(
+    ("1001", "Maria", "Gonzalez", "maria.gonzalez@acme-corp.com", "Data Engineer", "2019-03-18"),
+    ("1002", "James", "Oneil", "james.oneil@acme-corp.com", "Product Manager", "2020-11-02"),
+    ("1003", "Tom", "Becker", "tom.becker@gmail.com", "Account Executive", "2022-01-10"),
+)
+
+
+def check_results(instance: dg.DagsterInstance, run_id: str) -> dict[str, bool]:
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    return {
+        r.event_log_entry.dagster_event.event_specific_data.check_name: r.event_log_entry.dagster_event.event_specific_data.passed
+        for r in records
+    }
+
+
+def test_drop_runs_every_check_and_same_bytes_never_run_again(dagster_env):
+    dagster_env.drop("acme/workers.csv", GOOD)
+    first = process_drops(dagster_env.instance, dagster_env.defs)
+    assert len(first) == 1 and first[0].success, first
+    out = first[0]
+    assert out.entity == "employee" and out.rows_in == 3
+    assert out.rows_valid + out.rows_quarantined == 3 and out.rows_quarantined >= 1  # the gmail address
+    assert Path(out.outputs["xml"]).is_file()
+    checks = check_results(dagster_env.instance, out.run_id)
+    assert {"mapping_reviewed", "contract", "row_conservation", "xml_valid"} <= set(checks)
+    assert all(checks.values()), checks
+    tags = dagster_env.instance.get_run_by_id(out.run_id).tags
+    assert tags["snapmap/path"] == "acme/workers.csv" and tags["snapmap/tenant"] == "acme"
+    assert set(out.partition) <= set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+    dagster_env.drop("acme/copy of workers.csv", GOOD)  # same bytes, another name
+    assert process_drops(dagster_env.instance, dagster_env.defs) == []
+    assert len(dagster_env.instance.get_dynamic_partitions("drops")) == 1
+
+
+def test_blocked_mapping_stops_downstream_until_override_and_rerun(dagster_env):
+    from snapmap_pipeline.core.mapping import set_override
+
+    cryptic = "EMP_NO,FNM,LNM,EML_ADDR,JC\nH-1,Nelson,Bighetti,nelson@hooli.com,ENG2\nH-2,Bert,Gilfoyle,bert@hooli.com,ENG3\n"
+    dagster_env.drop("hooli/legacy.csv", cryptic)
+    (dagster_env.config / "tenants" / "hooli.yaml").write_text("entity: employee\n")
+    requests = []
+    from snapmap_pipeline.run_local import sensor_tick
+
+    cursor = None
+    for _ in range(2):
+        reqs, cursor = sensor_tick(dagster_env.instance, dagster_env.defs, "local_drop_sensor", cursor)
+        requests += reqs
+    assert len(requests) == 1
+    first = execute_request(dagster_env.instance, dagster_env.defs, requests[0])
+    assert not first.success
+    assert check_results(dagster_env.instance, first.run_id)["mapping_reviewed"] is False
+    materialised = {e.asset_key.to_user_string() for e in first.get_asset_materialization_events()}
+    assert "field_mapping" in materialised
+    assert not materialised & {"validated_frame", "eightfold_xml", "delivery"}
+
+    for header, field in {
+        "EMP_NO": "EMPLOYEE_ID",
+        "FNM": "FIRST_NAME",
+        "LNM": "LAST_NAME",
+        "EML_ADDR": "EMAIL",
+        "JC": "JOB_CODE",
+    }.items():
+        set_override("hooli", header, field)
+    rerun = execute_request(dagster_env.instance, dagster_env.defs, requests[0])  # re-execute the partition
+    assert rerun.success
+    assert all(check_results(dagster_env.instance, rerun.run_id).values())
+    assert {e.asset_key.to_user_string() for e in rerun.get_asset_materialization_events()} >= {
+        "validated_frame",
+        "eightfold_xml",
+        "delivery",
+    }
+
+
+def test_unreadable_drop_fails_with_a_reason(dagster_env):
+    dagster_env.drop("acme/empty.csv", "")
+    outs = process_drops(dagster_env.instance, dagster_env.defs)
+    assert len(outs) == 1 and not outs[0].success and outs[0].error
