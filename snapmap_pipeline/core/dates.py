@@ -177,17 +177,23 @@ def _components(raw: pl.Series) -> pl.DataFrame:
 
 
 def _canonical(raw: pl.Series, kind: DateKind) -> pl.Series:
-    """The Eightfold text for values already written `yyyy-MM-dd[( |T)HH:MM:SS]`, else null."""
-    text = raw.str.replace(" ", "T", literal=True, n=1)
+    """The Eightfold text for values already written `yyyy-MM-dd[( |T)HH:MM:SS]` with a real day and
+    time, else null. One pass over the rows, no parsing beyond the day."""
+    s = pl.col("raw")
+    day = s.str.slice(0, 10)
+    real_day = day.str.to_date("%Y-%m-%d", strict=False).is_not_null()
+    is_day = s.str.contains(r"^\d{4}-\d{2}-\d{2}$")
+    is_stamp = s.str.contains(r"^\d{4}-\d{2}-\d{2}[T ](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
     if kind == "date":
-        date_part = text.str.slice(0, 10)
-        shaped = text.str.contains(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?$")
-        real = date_part.str.to_date("%Y-%m-%d", strict=False).is_not_null()
-        return pl.select(pl.when(shaped & real).then(date_part)).to_series().alias(raw.name)
-    text = pl.select(pl.when(text.str.len_chars() == 10).then(text + "T00:00:00").otherwise(text)).to_series()
-    shaped = text.str.contains(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
-    real = text.str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False).is_not_null()
-    return pl.select(pl.when(shaped & real).then(text)).to_series().alias(raw.name)
+        out = pl.when((is_day | is_stamp) & real_day).then(day)
+    else:
+        out = (
+            pl.when(is_stamp & real_day)
+            .then(pl.concat_str(day, pl.lit("T"), s.str.slice(11)))
+            .when(is_day & real_day)
+            .then(pl.concat_str(day, pl.lit("T00:00:00")))
+        )
+    return pl.DataFrame({"raw": raw}).lazy().select(out.alias(raw.name)).collect().to_series()
 
 
 def decide_order(a: pl.Series, b: pl.Series, configured: str | None) -> tuple[str, str, dict[str, bool]]:
@@ -223,7 +229,14 @@ def normalise_dates(series: pl.Series, kind: DateKind, *, date_order: str | None
     # Fast path: values already in Eightfold's form (or ISO with a space) need no regex work, only a
     # check that they are real dates. The rest are parsed once per unique value.
     canonical = _canonical(raw, kind)
-    uniq = raw.filter(canonical.is_null() & raw.is_not_null()).unique()
+    uniq = (
+        pl.DataFrame({"raw": raw, "canonical": canonical})
+        .lazy()
+        .filter(pl.col("canonical").is_null() & pl.col("raw").is_not_null())
+        .select(pl.col("raw").unique())
+        .collect()
+        .to_series()
+    )
     comp = _components(uniq)
     order, source, evidence = decide_order(comp["a"], comp["b"], date_order)
 

@@ -24,7 +24,7 @@ from snapmap_pipeline.settings import Settings, get_settings
 log = get_logger(__name__)
 
 W_FIT, W_KEY, W_REQUIRED = 0.45, 0.35, 0.20  # how the header evidence is made up
-W_HINT = 0.3  # a file-name hint (EMPLOYEE-MAIN_2024.csv, candidates.xlsx)
+W_HINT = 0.5  # a file-name hint (EMPLOYEE-MAIN_2024.csv, candidates.xlsx)
 TEMPERATURE = 0.08
 MIN_EVIDENCE = 0.35  # header evidence below this caps the confidence
 MAPPED = 0.5

@@ -34,9 +34,9 @@ RULE_SEPARATOR = "; "
 # Valid-frame forms (what the contract checks and what validate writes).
 DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
 DATETIME_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"
-BOOLEAN_RE = r"^(true|false)$"
+BOOLEAN_RE = r"^(?:true|false)$"
 INTEGER_RE = r"^-?\d+$"
-FLOAT_RE = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"  # xs:float, finite values only
+FLOAT_RE = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"  # xs:float, finite values only
 NO_WHITESPACE_RE = r"^\S+$"
 EMAIL_SHAPE_RE = r"^[^@\s]+@[^@\s]+$"
 # Fast path for email syntax: what this accepts, email-validator accepts too (dot-atom local part, ASCII
@@ -147,10 +147,12 @@ def _email_valid(series: pl.Series) -> pl.Series:
     fast = (
         series.str.contains(_EMAIL_FAST_RE)
         & (series.str.len_bytes() <= 254)
-        & (series.str.extract(r"^([^@]*)@", 1).str.len_bytes() <= 64)
+        & (series.str.find("@", literal=True) <= 64)  # ASCII once the regex passed: chars == bytes
         & ~series.str.contains(rf"\.({special})$")
     ).fill_null(False)
-    slow_values = series.filter(~fast & series.is_not_null()).unique()
+    # Without exactly one "@" and with whitespace, email-validator (no quoted local parts) always refuses.
+    hopeless = ~series.str.contains(EMAIL_SHAPE_RE).fill_null(True)
+    slow_values = series.filter(~fast & ~hopeless & series.is_not_null()).unique()
     ok: dict[str, bool] = {}
     # A Python loop over the unique values the regex cannot decide (internationalised or odd addresses):
     # email-validator has no vectorised API, and these are few.
@@ -223,7 +225,10 @@ def validate(
     extra_fails: dict[str, pl.Series] = {}
 
     def lit_check(rule: str, column: str, fails: pl.Expr, message: str) -> None:
-        checks.append(_Check(rule, column, fails.fill_null(False), pl.lit(message)))
+        # "; " separates failures in the quarantine columns, so a message never contains it.
+        checks.append(
+            _Check(rule, column, fails.fill_null(False), pl.lit(message.replace(RULE_SEPARATOR, ", ")))
+        )
 
     def series_check(rule: str, column: str, fails: pl.Series, message: str) -> None:
         key = f"__{rule}__{column}"
@@ -255,7 +260,7 @@ def validate(
                 "ambiguous_date",
                 name,
                 res.ambiguous,
-                f"{name}: day and month could be swapped and no value in the column shows the order; "
+                f"{name}: day and month could be swapped and no value in the column shows the order, "
                 "set the tenant's date_order (dmy or mdy)",
             )
             if res.order not in ("iso", "empty"):
@@ -314,12 +319,15 @@ def validate(
                 "enum",
                 name,
                 ~col.is_in(spec.values),
-                f"{name} is not one of: {allowed}; "
-                "fix the value or add a spelling to config/enum_synonyms.yaml",
+                f"{name} is not one of: {allowed} (fix the value or add a spelling "
+                "to config/enum_synonyms.yaml)",
             )
         if spec.max_length:
             n = spec.max_length
-            too_long = col.str.contains(rf"[^,]{{{n + 1},}}") if kind == "list" else col.str.len_chars() > n
+            if kind == "list":  # the limit is per item
+                too_long = col.str.split(",").list.eval(pl.element().str.len_chars()).list.max() > n
+            else:
+                too_long = col.str.len_chars() > n
             lit_check("max_length", name, too_long, f"{name} is longer than {n} characters")
         if spec.no_whitespace:
             lit_check("no_whitespace", name, col.str.contains(r"\s"), f"{name} must not contain whitespace")
@@ -342,15 +350,15 @@ def validate(
         work = work.with_columns(pl.col(key).alias(f"__f{idx}"))
     company = [n for n in config.company_email_fields.get(schema.entity, ()) if n in names]
     webmail = sorted(settings.webmail)
+    on_webmail = rf"@(?:{'|'.join(re.escape(d) for d in webmail)})$" if webmail else None
     for name in company:
-        domain = pl.col(name).str.extract(r"@([^@]+)$", 1)
         idx = len(checks)
         checks.append(
             _Check(
                 "company_email",
                 name,
-                domain.is_in(webmail).fill_null(False),
-                pl.lit(f"{name} is on a webmail domain; Eightfold needs the company address"),
+                pl.col(name).str.contains(on_webmail).fill_null(False) if on_webmail else pl.lit(False),
+                pl.lit(f"{name} is on a webmail domain, Eightfold needs the company address"),
             )
         )
         work = work.with_columns(checks[idx].fails.alias(f"__f{idx}"))
@@ -368,7 +376,7 @@ def validate(
         dup = pl.col(name).is_not_null() & kept.is_not_null() & (kept != pl.col(ROW))
         idx = len(checks)
         what = "key" if rule == "duplicate_key" else "email"
-        message = pl.format(f"duplicate {what} {name}; row {{}} was kept", kept)
+        message = pl.format(f"{name} is a duplicate {what}, row {{}} was kept", kept)
         checks.append(_Check(rule, name, dup, message))
         work = work.with_columns(dup.alias(f"__f{idx}"), message.alias(f"__m{idx}"))
         passes = passes & ~pl.col(f"__f{idx}")
@@ -444,10 +452,11 @@ def _reference_issues(
     for ref, target in config.reference_checks.get(schema.entity, {}).items():
         if ref not in work.columns or target not in work.columns:
             continue
-        keys = work[target].drop_nulls().unique()
+        keys = work[target].drop_nulls()
         if known_ids:
             keys = pl.concat([keys, pl.Series(target, [str(k) for k in known_ids], dtype=pl.String)])
-        unknown = int((work[ref].is_not_null() & ~work[ref].is_in(keys.implode())).sum())
+        refs = work.lazy().select(pl.col(ref).alias("k")).drop_nulls()
+        unknown = refs.join(pl.LazyFrame({"k": keys}), on="k", how="anti").select(pl.len()).collect().item()
         if unknown:
             out.append(
                 {

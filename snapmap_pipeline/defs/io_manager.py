@@ -46,14 +46,15 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         else:
             self._store().write_bytes(_rel(context.asset_key, key, "pkl"), pickle.dumps(obj))
 
-    def _load(self, asset_key: dg.AssetKey, partition_key: str | None) -> Any:
+    def _load(self, asset_key: dg.AssetKey, partition_key: str | None) -> tuple[bool, Any]:
+        """(stored?, value); a stored None (a skipped CSV) is found and loads as None."""
         store = self._store()
         for ext in ("parquet", "pkl"):
             rel = _rel(asset_key, partition_key, ext)
             if store.exists(rel):
                 data = store.read_bytes(rel)
-                return pl.read_parquet(io.BytesIO(data)) if ext == "parquet" else pickle.loads(data)
-        return None  # never stored (a stored None is a pickle and loads as None as well)
+                return True, pl.read_parquet(io.BytesIO(data)) if ext == "parquet" else pickle.loads(data)
+        return False, None
 
     def load_input(self, context: dg.InputContext) -> Any:
         meta = context.metadata or {}
@@ -65,15 +66,15 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             except dg.DagsterInvariantViolationError:
                 keys = []
         if meta.get("by_partition"):  # {partition key: value or None (never materialised)}
-            return {str(k): self._load(context.asset_key, k) for k in keys}
+            return {str(k): self._load(context.asset_key, k)[1] for k in keys}
         if len(keys) != 1:
             if optional:
                 return None
             raise MissingArtifactError(
                 f"{context.asset_key.to_user_string()}: expected one upstream partition, got {len(keys)}"
             )
-        value = self._load(context.asset_key, keys[0])
-        if value is not None or optional:
+        found, value = self._load(context.asset_key, keys[0])
+        if found or optional:
             return value
         raise MissingArtifactError(
             f"{context.asset_key.to_user_string()} partition {keys[0]} is not stored; materialise it first "

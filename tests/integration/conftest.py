@@ -1,4 +1,5 @@
-"""Fixtures that start real servers on loopback (sshd, moto_server, asyncssh) and stop them by PID.
+"""Fixtures that start real servers on loopback (sshd, moto_server, asyncssh, PostgreSQL) and stop them by
+PID.
 
 Under CI=true a missing server binary fails the test instead of skipping it.
 """
@@ -6,11 +7,14 @@ Under CI=true a missing server binary fails the test instead of skipping it.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.integration.postgres import PostgresServer, postgres_bin_dir
 from tests.integration.servers import SSHD, AsyncSshServer, S3Server, SshdServer, moto_server_bin
 
 IN_CI = os.environ.get("CI") == "true"
@@ -73,3 +77,22 @@ def asyncssh_server(tmp_path: Path) -> Iterator[AsyncSshServer]:
     server = AsyncSshServer(root=tmp_path / "asyncssh-root").start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the session on a free loopback port; use `create_database` per test.
+
+    The cluster lives under /tmp (not pytest's 0700 temp root) so the `postgres` user can reach it when
+    the tests run as root.
+    """
+    if postgres_bin_dir() is None:
+        _missing("PostgreSQL (initdb/pg_ctl under /usr/lib/postgresql/*/bin; apt-get install postgresql)")
+    workdir = Path(tempfile.mkdtemp(prefix="snapmap-pg-"))
+    server = PostgresServer(workdir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

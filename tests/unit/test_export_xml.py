@@ -230,6 +230,7 @@ def test_chunks_lazy_frames_and_iterables_give_the_same_file(employee: EntitySch
     assert lazy.path.read_bytes() == text
     assert parts.path.read_bytes() == text
     assert one.rows == chunked.rows == lazy.rows == parts.rows == 25
+    assert validate_xml(one.path, _own_xsd(employee, "ingest", tmp_path)) == []
 
 
 def test_validate_xml_reports_errors_without_cell_values(employee: EntitySchema, tmp_path: Path) -> None:

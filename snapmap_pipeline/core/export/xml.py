@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 from lxml import etree
 
 from snapmap_pipeline.core.schema import CUSTOM_RE, CUSTOM_TYPES, EntitySchema, FieldSpec, custom_field
@@ -53,7 +54,7 @@ class XmlReport:
 
 # -- the record plan: a tree of groups built from the schema's xml paths ---------------------------------
 @dataclass
-class _Leaf:
+class PlanLeaf:
     """One column's contribution at a place in the record."""
 
     column: str
@@ -65,22 +66,22 @@ class _Leaf:
 
 
 @dataclass
-class _Group:
+class PlanGroup:
     name: str
-    entries: list[_Group | _Leaf]
+    entries: list[PlanGroup | PlanLeaf]
 
-    def group(self, name: str, field: str) -> _Group:
+    def group(self, name: str, field: str) -> PlanGroup:
         for entry in self.entries:
-            if isinstance(entry, _Group) and entry.name == name:
+            if isinstance(entry, PlanGroup) and entry.name == name:
                 return entry
-            if isinstance(entry, _Leaf) and entry.kind == "scalar" and entry.element == name:
+            if isinstance(entry, PlanLeaf) and entry.kind == "scalar" and entry.element == name:
                 raise ExportError(
                     f"field {field}: xml path uses '{name}' as a group, but another field writes it as a "
                     "value; fix the xml paths in the entity schema",
                     code="schema_xml_conflict",
                     field=field,
                 )
-        child = _Group(name, [])
+        child = PlanGroup(name, [])
         self.entries.append(child)
         return child
 
@@ -119,15 +120,15 @@ def record_fields(schema: EntitySchema, operation: str, columns: Iterable[str]) 
     return fields
 
 
-def _descend(root: _Group, groups: Iterable[str], field: str) -> _Group:
+def _descend(root: PlanGroup, groups: Iterable[str], field: str) -> PlanGroup:
     node = root
     for g in groups:
         node = node.group(g, field)
     return node
 
 
-def _add_scalar(node: _Group, leaf: _Leaf, field: str) -> None:
-    if any(isinstance(e, _Group) and e.name == leaf.element for e in node.entries):
+def _add_scalar(node: PlanGroup, leaf: PlanLeaf, field: str) -> None:
+    if any(isinstance(e, PlanGroup) and e.name == leaf.element for e in node.entries):
         raise ExportError(
             f"field {field}: element '{leaf.element}' is also a group of another field's xml path; fix the "
             "xml paths in the entity schema",
@@ -137,16 +138,16 @@ def _add_scalar(node: _Group, leaf: _Leaf, field: str) -> None:
     node.entries.append(leaf)
 
 
-def _plan(schema: EntitySchema, operation: str, columns: Iterable[str]) -> _Group:
+def record_plan(schema: EntitySchema, operation: str, columns: Iterable[str]) -> PlanGroup:
     """The record as a tree of groups and leaves, in field order, for the columns present."""
-    root = _Group(schema.xml.record, [])
+    root = PlanGroup(schema.xml.record, [])
     for spec in record_fields(schema, operation, columns):
         m = CUSTOM_RE.match(spec.name)
         if m and spec.name not in schema.field_names:
             is_list, kind, name = m.groups()
             container = _descend(root, (spec.xml or "").split("/"), spec.name)
             container.entries.append(
-                _Leaf(
+                PlanLeaf(
                     column=spec.name,
                     kind="custom_list" if is_list else "custom",
                     element="custom_mv_field" if is_list else "custom_field",
@@ -158,13 +159,13 @@ def _plan(schema: EntitySchema, operation: str, columns: Iterable[str]) -> _Grou
         groups, element, inner = _split_path(spec)
         node = _descend(root, groups, spec.name)
         if spec.type == "list":
-            node.entries.append(_Leaf(column=spec.name, kind="list", element=element, inner=inner))
+            node.entries.append(PlanLeaf(column=spec.name, kind="list", element=element, inner=inner))
         else:
-            _add_scalar(node, _Leaf(column=spec.name, kind="scalar", element=element), spec.name)
+            _add_scalar(node, PlanLeaf(column=spec.name, kind="scalar", element=element), spec.name)
         if spec.xml_first:
             *first_groups, first = [p for p in spec.xml_first.split("/") if p]
             node = _descend(root, first_groups, spec.name)
-            _add_scalar(node, _Leaf(column=spec.name, kind="first", element=first), spec.name)
+            _add_scalar(node, PlanLeaf(column=spec.name, kind="first", element=first), spec.name)
     return root
 
 
@@ -230,7 +231,7 @@ def _items(column: str, needs: _Needs, wrap: list[str]) -> pl.Expr:
     return pl.concat_str([pl.lit(opening), _non_empty(joined), pl.lit(closing)])
 
 
-def _leaf_expr(leaf: _Leaf, needs: _Needs) -> pl.Expr:
+def _leaf_expr(leaf: PlanLeaf, needs: _Needs) -> pl.Expr:
     if leaf.kind == "scalar":
         return _wrap([leaf.element], _non_empty(_escape(_text(leaf.column, needs), leaf.column, needs)))
     if leaf.kind == "list":
@@ -251,17 +252,17 @@ def _leaf_expr(leaf: _Leaf, needs: _Needs) -> pl.Expr:
     return pl.concat_str([pl.lit(head + "<data_list>"), values, pl.lit(f"</data_list></{leaf.element}>")])
 
 
-def _node_expr(node: _Group | _Leaf, needs: _Needs) -> pl.Expr:
+def _node_expr(node: PlanGroup | PlanLeaf, needs: _Needs) -> pl.Expr:
     """A group element appears only when one of its children has a value."""
-    if isinstance(node, _Leaf):
+    if isinstance(node, PlanLeaf):
         return _leaf_expr(node, needs)
     children = [_node_expr(e, needs) for e in node.entries]
     return _wrap([node.name], _non_empty(pl.concat_str(children, ignore_nulls=True)))
 
 
-def _leaves(node: _Group) -> Iterator[_Leaf]:
+def _leaves(node: PlanGroup) -> Iterator[PlanLeaf]:
     for e in node.entries:
-        if isinstance(e, _Group):
+        if isinstance(e, PlanGroup):
             yield from _leaves(e)
         else:
             yield e
@@ -275,7 +276,9 @@ def record_open_tag(schema: EntitySchema, operation: str) -> str:
 
 
 # -- writing -------------------------------------------------------------------------------------------
-_FORBIDDEN_CHARS = [chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF]]
+_ESCAPE_BYTES = [ch.encode() for ch in _ESCAPE_FROM]
+_FORBIDDEN_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+_NONCHARS = ("\ufffe".encode(), "\uffff".encode())
 
 
 def _chunks(frame: FrameLike, chunk_rows: int) -> Iterator[pl.DataFrame]:
@@ -287,18 +290,28 @@ def _chunks(frame: FrameLike, chunk_rows: int) -> Iterator[pl.DataFrame]:
         yield from frame
 
 
+def _column_bytes(series: pl.Series) -> bytes:
+    """The UTF-8 bytes of a string column's values, back to back (nulls contribute nothing)."""
+    array = series.cast(pl.String).to_arrow(compat_level=pl.CompatLevel.oldest())
+    chunks = array.chunks if isinstance(array, pa.ChunkedArray) else [array]
+    return b"".join(bytes(c.buffers()[2] or b"") for c in chunks)
+
+
 def _needs(chunk: pl.DataFrame, columns: list[str]) -> tuple[_Needs, int]:
-    """Which columns need escaping or cleaning in this chunk, and how many forbidden characters it holds."""
-    if not columns:
-        return _Needs(frozenset(), frozenset()), 0
-    text = [pl.col(c).cast(pl.String) for c in columns]
-    flags = chunk.select(
-        *[t.str.contains_any(_ESCAPE_FROM).any().alias(f"e{i}") for i, t in enumerate(text)],
-        *[t.str.contains_any(_FORBIDDEN_CHARS).any().alias(f"f{i}") for i, t in enumerate(text)],
-    ).row(0)
-    n = len(columns)
-    escape = frozenset(c for i, c in enumerate(columns) if flags[i])
-    clean = [c for i, c in enumerate(columns) if flags[n + i]]
+    """Which columns need escaping or cleaning in this chunk, and how many forbidden characters it holds.
+
+    Checked on each column's raw UTF-8 buffer with bytes searches (memchr, translate): one pass per
+    column and character, about 10x cheaper than polars' per-value contains_any here.
+    """
+    escape: set[str] = set()
+    clean: list[str] = []
+    for name in columns:  # a loop over columns, not rows
+        data = _column_bytes(chunk[name])
+        if any(ch in data for ch in _ESCAPE_BYTES):
+            escape.add(name)
+        has_nonchar = not data.isascii() and any(s in data for s in _NONCHARS)
+        if has_nonchar or len(data.translate(None, _FORBIDDEN_BYTES)) != len(data):
+            clean.append(name)
     removed = 0
     if clean:
         removed = int(
@@ -308,7 +321,7 @@ def _needs(chunk: pl.DataFrame, columns: list[str]) -> tuple[_Needs, int]:
                 ).sum()
             ).item()
         )
-    return _Needs(escape, frozenset(clean)), removed
+    return _Needs(frozenset(escape), frozenset(clean)), removed
 
 
 def write_xml(
@@ -334,7 +347,7 @@ def write_xml(
     close_tag = f"</{schema.xml.record}>"
     root = schema.xml.root
     rows = removed = 0
-    plans: dict[tuple[str, ...], tuple[_Group, list[str]]] = {}
+    plans: dict[tuple[str, ...], tuple[PlanGroup, list[str]]] = {}
     with path.open("wb") as fh:
         fh.write(f"{XML_DECLARATION}<{root}>\n".encode())
         for chunk in _chunks(frame, chunk_rows):
@@ -342,7 +355,7 @@ def write_xml(
                 continue
             key = tuple(chunk.columns)
             if key not in plans:
-                plan = _plan(schema, operation, chunk.columns)
+                plan = record_plan(schema, operation, chunk.columns)
                 plans[key] = (plan, sorted({leaf.column for leaf in _leaves(plan)}))
             plan, used = plans[key]
             needs, bad = _needs(chunk, used)
@@ -401,6 +414,15 @@ def _mask(message: str) -> str:
     return _QUOTED_RE.sub(hide, message)
 
 
+def _record_tag(xsd_doc: etree._ElementTree) -> str | None:
+    """The record element an XSD declares under its root (`EF_X` in `EF_X_List`), when it says so."""
+    names = xsd_doc.xpath(
+        "/xs:schema/xs:element/xs:complexType/xs:sequence/xs:element/@name",
+        namespaces={"xs": "http://www.w3.org/2001/XMLSchema"},
+    )
+    return str(names[0]) if len(names) == 1 else None
+
+
 def validate_xml(path: Path, xsd_path: Path, *, max_errors: int = MAX_ERRORS) -> list[str]:
     """Errors of `path` against `xsd_path` (empty when valid), at most `max_errors`, values masked.
 
@@ -410,20 +432,27 @@ def validate_xml(path: Path, xsd_path: Path, *, max_errors: int = MAX_ERRORS) ->
     """
     path, xsd_path = Path(path), Path(xsd_path)
     try:
-        schema = etree.XMLSchema(etree.parse(str(xsd_path)))
+        xsd_doc = etree.parse(str(xsd_path))
+        schema = etree.XMLSchema(xsd_doc)
     except (OSError, etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
         raise ExportError(
             f"cannot load XSD {xsd_path.name}: {exc}; regenerate it with `snapmap schema --xsd`",
             code="xsd_unreadable",
             xsd=str(xsd_path),
         ) from exc
+    record = _record_tag(xsd_doc)
     try:
-        for _, element in etree.iterparse(str(path), events=("end",), schema=schema, huge_tree=True):
-            if element.getparent() is not None and element.getparent().getparent() is None:
-                element.clear()  # a finished record: drop it so memory stays flat
-                parent = element.getparent()
-                while element.getprevious() is not None:
-                    del parent[0]
+        # Only record ends come back to Python (lxml filters by tag in C); each finished record is
+        # dropped so memory stays flat.
+        for _, element in etree.iterparse(
+            str(path), events=("end",), tag=record, schema=schema, huge_tree=True
+        ):
+            parent = element.getparent()
+            if parent is None or parent.getparent() is not None:
+                continue  # not a record (no record tag known, or a nested element of that name)
+            element.clear()
+            while element.getprevious() is not None:
+                del parent[0]
         return []
     except etree.XMLSyntaxError as exc:
         streamed = [e for e in exc.error_log if e.level_name in ("ERROR", "FATAL")] or [exc]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from snapmap_pipeline.core.export.xml import _Group, _Leaf, _plan
+from snapmap_pipeline.core.export.xml import PlanGroup, PlanLeaf, record_plan
 from snapmap_pipeline.core.schema import EntitySchema, FieldSpec, load_all
 from snapmap_pipeline.logs import get_logger
 
@@ -58,17 +58,17 @@ def _simple_type(parent: etree._Element, spec: FieldSpec, value_type: str, *, le
         _el(restriction, "maxLength", value=str(spec.max_length))
 
 
-def _required(node: _Group | _Leaf, required: set[str]) -> bool:
-    if isinstance(node, _Leaf):
+def _required(node: PlanGroup | PlanLeaf, required: set[str]) -> bool:
+    if isinstance(node, PlanLeaf):
         return node.column in required
     return any(_required(e, required) for e in node.entries)
 
 
-def _repeats(node: _Group | _Leaf) -> bool:
-    return isinstance(node, _Leaf) and node.kind in ("list", "custom", "custom_list")
+def _repeats(node: PlanGroup | PlanLeaf) -> bool:
+    return isinstance(node, PlanLeaf) and node.kind in ("list", "custom", "custom_list")
 
 
-def _children(parent: etree._Element, group: _Group, schema: EntitySchema, required: set[str]) -> None:
+def _children(parent: etree._Element, group: PlanGroup, schema: EntitySchema, required: set[str]) -> None:
     """xs:all when every child occurs at most once (order free, like Eightfold's); xs:sequence in plan
     order when one repeats (the writer emits entries in plan order)."""
     declarations = _merge_repeats(group.entries, required)
@@ -78,15 +78,15 @@ def _children(parent: etree._Element, group: _Group, schema: EntitySchema, requi
 
 
 def _merge_repeats(
-    entries: list[_Group | _Leaf], required: set[str]
-) -> list[tuple[_Group | _Leaf, bool, bool]]:
+    entries: list[PlanGroup | PlanLeaf], required: set[str]
+) -> list[tuple[PlanGroup | PlanLeaf, bool, bool]]:
     """(entry, repeated, required) per declaration. Several columns writing the same element in one
     group (two list fields, several custom columns, a single value beside a list) are one declaration,
     repeated; it is required when any of them is."""
-    out: list[tuple[_Group | _Leaf, bool, bool]] = []
+    out: list[tuple[PlanGroup | PlanLeaf, bool, bool]] = []
     index: dict[tuple[str, str], int] = {}
     for e in entries:
-        if isinstance(e, _Group):
+        if isinstance(e, PlanGroup):
             out.append((e, False, _required(e, required)))
             continue
         key = ("custom", e.element) if e.kind in ("custom", "custom_list") else ("value", e.element)
@@ -101,7 +101,7 @@ def _merge_repeats(
 
 def _node(
     model: etree._Element,
-    node: _Group | _Leaf,
+    node: PlanGroup | PlanLeaf,
     schema: EntitySchema,
     required: set[str],
     *,
@@ -110,7 +110,7 @@ def _node(
 ) -> None:
     min_occurs = "1" if is_required else "0"
     max_occurs = "unbounded" if repeated else None
-    if isinstance(node, _Group):
+    if isinstance(node, PlanGroup):
         element = _el(model, "element", name=node.name, minOccurs=min_occurs)
         _children(_el(element, "complexType"), node, schema, required)
         return
@@ -146,12 +146,12 @@ def _node(
         _el(data_list, "element", name="field_value", type="xs:string", minOccurs="0", maxOccurs="unbounded")
 
 
-def _full_plan(schema: EntitySchema, operation: str) -> _Group:
+def _full_plan(schema: EntitySchema, operation: str) -> PlanGroup:
     """Every field of the operation, plus one custom column of each kind to place the custom blocks."""
     columns = list(schema.field_names)
     if schema.custom_fields and operation != "delete":
         columns += ["EFCUSTOM_STR_X", "EFCUSTOMLIST_STR_X"]
-    return _plan(schema, operation, columns)
+    return record_plan(schema, operation, columns)
 
 
 def xsd_text(schema: EntitySchema, operation: str) -> str:
@@ -181,7 +181,7 @@ def xsd_text(schema: EntitySchema, operation: str) -> str:
     else:
         attribute.set("fixed", op)
     key = schema.field(schema.key)
-    if key.xml and key.type != "list" and key.name in {f.name for f in schema.fields_for(op)}:
+    if key.xml and key.type != "list" and key.name in {f.name for f in schema.xml_fields_for(op)}:
         unique = _el(top, "unique", name=f"{schema.xml.record}_{schema.key}_unique")
         _el(unique, "selector", xpath=schema.xml.record)
         _el(unique, "field", xpath=key.xml)

@@ -23,6 +23,7 @@ from snapmap_pipeline.core.mapping.signals import (
     lexical_index,
     lexical_scores,
     value_factors,
+    value_floor,
 )
 from snapmap_pipeline.core.schema import EntitySchema, custom_field
 from snapmap_pipeline.errors import ConfigError
@@ -158,6 +159,15 @@ def map_columns(
         hit = overrides.target_for(col)
         if hit is not None:
             target, method = hit
+            if target is not None and not schema.has_field(target):
+                raise ConfigError(
+                    f"tenant {tenant}: override '{col}' → {target} is not a field of {schema.entity}; "
+                    f"fix config/tenants/{tenant}.yaml (see `snapmap schema {schema.entity}`)",
+                    code="bad_override_target",
+                    tenant=tenant,
+                    header=col,
+                    target=target,
+                )
             decided[ci] = ColumnMapping(col, target, 1.0, method, [])
         elif schema.custom_fields and custom_field(col) is not None:
             decided[ci] = ColumnMapping(col, col, 1.0, "custom", [])
@@ -194,10 +204,14 @@ def map_columns(
 
     webmail_words = WEBMAIL_WORDS
     factors = np.ones_like(base)
+    floors = np.zeros_like(base)
     for k, col in enumerate(headers):
         prof = (profiles or {}).get(col)
         factors[k] = value_factors(prof, schema, webmail_words)
+        floors[k] = value_floor(prof, schema, webmail_words)
     scores = np.clip(base * factors, 0.0, 1.0)
+    value_won = floors > scores
+    scores = np.maximum(scores, floors)
 
     mem_won = np.zeros_like(scores, dtype=bool)
     for k, col in enumerate(headers):
@@ -221,7 +235,7 @@ def map_columns(
         s = float(row[fi])
         others = [float(row[j]) for j in range(len(fields)) if j != fi]
         runner = max(others, default=0.0)
-        method = _method(k, fi, lex_method, sem_won, mem_won, base, factors)
+        method = "value" if value_won[k, fi] else _method(k, fi, lex_method, sem_won, mem_won, base, factors)
         conf = s
         if method not in ("exact", "alias", "memory"):
             conf = s - 0.5 * max(0.0, runner - s + AMBIGUITY_MARGIN)

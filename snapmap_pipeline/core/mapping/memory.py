@@ -69,8 +69,11 @@ class MappingMemory:
     >>> mem.remember(mapping, tenant="acme", confirmed_by="cli:accept")   # doctest: +SKIP
     """
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, *, vectors: bool = True) -> None:
+        """`vectors=False` stores zero vectors instead of embedding the headers (no model load): for
+        bulk or scripted writes where only exact and near-identical lookups matter."""
         self.uri = uri
+        self.vectors = vectors
 
     # -- storage ---------------------------------------------------------------------------------
     def _table(self, create: bool) -> Any | None:
@@ -107,7 +110,7 @@ class MappingMemory:
         if not items:
             return 0
         headers = [i.source for i in items]
-        vecs = embed(headers)
+        vecs = embed(headers) if self.vectors else None
         if vecs is None:
             vecs = np.zeros((len(headers), DIM), dtype=np.float32)
         now = datetime.now(UTC)

@@ -168,13 +168,18 @@ def _rewrite_phrases(ws: list[str], table: dict[tuple[str, ...], tuple[str, ...]
     return out
 
 
+def _expand_tokens(ws: list[str], glossary: Glossary) -> list[str]:
+    out: list[str] = []
+    for w in ws:
+        out.extend(glossary.tokens.get(w, (w,)))
+    return out
+
+
 def canonical(ws: list[str], glossary: Glossary, self_words: dict[tuple[str, ...], tuple[str, ...]]) -> list[str]:
     """Expand abbreviations, rewrite phrases (jargon, other languages), mark the entity's own words as
     `self`, drop stop words, stem. Both headers and field texts go through this."""
     ws = _rewrite_phrases(ws, glossary.phrases, glossary.max_phrase)
-    expanded: list[str] = []
-    for w in ws:
-        expanded.extend(glossary.tokens.get(w, (w,)))
+    expanded = _expand_tokens(_expand_tokens(ws, glossary), glossary)
     expanded = _rewrite_phrases(expanded, glossary.phrases, glossary.max_phrase)
     # second pass: a token expansion can complete a phrase (doh → date of hire → hire date)
     expanded = _rewrite_phrases(expanded, glossary.phrases, glossary.max_phrase)

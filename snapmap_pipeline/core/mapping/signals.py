@@ -276,6 +276,27 @@ def _kind(spec: FieldSpec) -> str:
     return spec.item_type or spec.type if spec.type == "list" else spec.type
 
 
+VALUE_FLOOR = 0.55  # a column of emails is at least this sure to be the email field its domains fit
+
+
+def value_floor(profile: Any, schema: EntitySchema, webmail_words: frozenset[str]) -> np.ndarray:
+    """Per field, the least score the values alone give: a column of webmail addresses fits the
+    personal email field, a column of company addresses the work email field(s)."""
+    out = np.zeros(len(schema.fields), dtype=np.float32)
+    if profile is None or _get(profile, "email_share") < 0.8 or _get(profile, "rows") <= 0:
+        return out
+    webmail = _get(profile, "webmail_share")
+    if 0.1 < webmail < 0.6:
+        return out  # mixed domains: the values do not say which
+    for i, spec in enumerate(schema.fields):
+        if _kind(spec) != "email":
+            continue
+        personal = bool(webmail_words & set(field_words(spec.name)))
+        if personal == (webmail >= 0.6):
+            out[i] = VALUE_FLOOR
+    return out
+
+
 def value_factors(profile: Any, schema: EntitySchema, webmail_words: frozenset[str]) -> np.ndarray:
     """Per field, a factor for how well the column's values fit it (1 = no evidence).
 

@@ -54,7 +54,7 @@ def contract(validated_frame: pl.DataFrame, field_mapping: dict[str, Any]) -> dg
     from snapmap_pipeline.core.validate import build_contract
 
     schema = load_schema(field_mapping["entity"])
-    data = validated_frame.select([c for c in validated_frame.columns if not c.startswith("_")])
+    data = validated_frame  # the contract includes `_row`, the row a person sees
     try:
         build_contract(schema, field_mapping["operation"]).validate(data, lazy=True)
     except SchemaErrors as exc:

@@ -1,0 +1,131 @@
+"""Mapping benchmark: accuracy on the labelled header set (tests/data/headers) beside a difflib baseline,
+null precision, warm time for 50 headers, and the semantic field-index build / reuse time.
+
+Run: .venv/bin/python bench/bench_mapping.py   (uses a temp artifacts root; touches nothing else)
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("LANCE_LOG", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from snapmap_pipeline.core.mapping import map_columns  # noqa: E402
+from snapmap_pipeline.core.mapping import semantic  # noqa: E402
+from snapmap_pipeline.core.schema import load_all  # noqa: E402
+from snapmap_pipeline.settings import Settings  # noqa: E402
+
+WARM_HEADERS = [
+    "Emp #", "Legal First Name", "Legal Last Name", "Work Email Address", "Personal Email Address",
+    "Job Title", "Job Code", "Business Title", "Management Level", "Original Hire Date",
+    "Supervisor ID", "Supervisor Email", "Supervisor Name", "Department", "Division", "Termination Date",
+    "Work Phone", "Mobile Phone", "LinkedIn Profile", "Work Location", "Work Country", "Gender", "Ethnicity",
+    "Last Modified", "Preferred First Name", "Preferred Last Name", "Worker Type", "Skills", "Full Name",
+    "Company", "Role", "Last Promotion Date", "Network ID", "Requisition ID", "Vorname", "Nachname",
+    "Eintrittsdatum", "Abteilung", "Date d'embauche", "Fecha de ingreso", "Shirt Size", "Badge Color",
+    "Tax Withholding", "Cost Center", "Pay Rate", "Marital Status", "Date of Birth", "SSN", "Home Address",
+    "Emergency Contact",
+]
+
+
+def cases() -> list[dict]:
+    out: list[dict] = []
+    for path in sorted((ROOT / "tests" / "data" / "headers").glob("*.yaml")):
+        out.extend(yaml.safe_load(path.read_text(encoding="utf-8"))["cases"])
+    return out
+
+
+def difflib_target(header: str, schema) -> str | None:
+    names = {f.name.lower().replace("_", " "): f.name for f in schema.fields}
+    for f in schema.fields:
+        for a in f.aliases:
+            names.setdefault(a.lower(), f.name)
+    best = difflib.get_close_matches(header.lower().replace("_", " "), list(names), n=1, cutoff=0.6)
+    return names[best[0]] if best else None
+
+
+def main() -> None:
+    schemas = load_all()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(artifacts_root=tmp)
+        t0 = time.perf_counter()
+        semantic.get_model()
+        model_s = time.perf_counter() - t0
+
+        employee = schemas["employee"]
+        t0 = time.perf_counter()
+        semantic.field_vectors(employee, settings.lancedb_path)
+        build_s = time.perf_counter() - t0
+        semantic._FIELD_CACHE.clear()  # force a read back from LanceDB
+        t0 = time.perf_counter()
+        semantic.field_vectors(employee, settings.lancedb_path)
+        reuse_s = time.perf_counter() - t0
+
+        data = [c for c in cases() if c["entity"] in schemas]
+        right = base = pred_null = true_null = distractors = distractor_null = 0
+        per_system: dict[str, list[int]] = {}
+        for c in data:
+            schema = schemas[c["entity"]]
+            got = map_columns([c["header"]], None, schema, settings=settings).items[0].target
+            ok = got == c["target"]
+            right += ok
+            base += difflib_target(c["header"], schema) == c["target"]
+            per_system.setdefault(c["system"], [0, 0])
+            per_system[c["system"]][0] += ok
+            per_system[c["system"]][1] += 1
+            if got is None:
+                pred_null += 1
+                true_null += c["target"] is None
+            if c["target"] is None:
+                distractors += 1
+                distractor_null += got is None
+        mapped = [c for c in data if c["target"] is not None]
+        mapped_right = sum(
+            map_columns([c["header"]], None, schemas[c["entity"]], settings=settings).items[0].target == c["target"]
+            for c in mapped
+        )
+
+        map_columns(WARM_HEADERS, None, employee, settings=settings)  # warm: model, index, header cache
+        runs = []
+        for _ in range(15):
+            t0 = time.perf_counter()
+            map_columns(WARM_HEADERS, None, employee, settings=settings)
+            runs.append(time.perf_counter() - t0)
+        # a fresh batch of headers the embedding cache has not seen (the cost of new headers)
+        semantic._HEADER_CACHE.clear()
+        t0 = time.perf_counter()
+        map_columns(WARM_HEADERS, None, employee, settings=settings)
+        uncached = time.perf_counter() - t0
+
+    n = len(data)
+    print(f"labelled cases          {n} ({len(per_system)} systems, {distractors} distractors)")
+    print(f"top-1 accuracy          {right / n:.3f}")
+    print(f"difflib baseline        {base / n:.3f}")
+    print(f"mapped-only accuracy    {mapped_right / max(len(mapped), 1):.3f} ({len(mapped)} cases with a target)")
+    print(f"null precision          {true_null / max(pred_null, 1):.3f} (of columns left unmapped, truly unmappable)")
+    print(f"distractors left null   {distractor_null / max(distractors, 1):.3f}")
+    print(f"warm 50 headers         median {statistics.median(runs) * 1000:.1f} ms, max {max(runs) * 1000:.1f} ms")
+    print(f"50 new headers          {uncached * 1000:.1f} ms (embedding included)")
+    print(f"model load              {model_s:.2f} s (import included)")
+    print(f"field index build       {build_s * 1000:.0f} ms (employee), reuse from LanceDB {reuse_s * 1000:.0f} ms")
+    for system, (ok, total) in sorted(per_system.items()):
+        print(f"  {system:24} {ok}/{total}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""Many-files throughput: N dropped files across T tenants through the drop sensor, the queued run
+coordinator and the daemon (instance on a real PostgreSQL), with the multiprocess executor and a pool
+limit on the embedding steps. Reports files per minute and proves no file ran twice or was skipped.
+
+    python -m bench --many-files                         # 200 files, 5 tenants
+    python -m bench.many_files --files 20 --executor forkserver
+
+Writes bench/results/many_files.json and prints a small table. Needs PostgreSQL (initdb/pg_ctl).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+EMBEDDING_POOL = "snapmap_embeddings"
+POOL_STEPS = ("inferred_entity", "field_mapping")
+TENANTS = ("acme", "globex", "initech", "hooli", "umbrella")
+
+
+def write_drops(root: Path, files: int, tenants: int, rows: int, seed: int) -> dict[str, str]:
+    """`files` distinct exports (seeded) spread over the tenants' folders; {relative path: sha256}."""
+    from bench.generate import generate
+
+    out: dict[str, str] = {}
+    for n in range(files):
+        tenant = TENANTS[n % tenants] if tenants <= len(TENANTS) else f"tenant{n % tenants:02d}"
+        rel = f"{tenant}/export_{n:04d}.csv"
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        generate(rows, seed=seed + n).write_csv(path)
+        out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one instant (an end at t closes before a start at t opens)."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    best = now = 0
+    for _, step in events:  # a sweep over 2×intervals events
+        now += step
+        best = max(best, now)
+    return best
+
+
+def pool_step_intervals(instance: Any, run_ids: list[str]) -> list[tuple[float, float]]:
+    """(start, end) of every step in the embedding pool, from the runs' event logs."""
+    import dagster as dg
+
+    spans: list[tuple[float, float]] = []
+    for run_id in run_ids:  # one event-log query per run
+        starts: dict[str, float] = {}
+        for rec in instance.get_records_for_run(run_id, limit=10_000).records:
+            entry = rec.event_log_entry
+            ev = entry.dagster_event
+            if ev is None or ev.step_key not in POOL_STEPS:
+                continue
+            if ev.event_type == dg.DagsterEventType.STEP_START:
+                starts[ev.step_key] = entry.timestamp
+            elif ev.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+                if ev.step_key in starts:
+                    spans.append((starts.pop(ev.step_key), entry.timestamp))
+    return spans
+
+
+def run(
+    *,
+    files: int,
+    tenants: int,
+    rows: int,
+    max_runs: int,
+    tenant_limit: int,
+    pool_limit: int,
+    executor: str,
+    timeout_s: float,
+    seed: int = 7,
+    keep: bool = False,
+) -> dict[str, Any]:
+    """Set up Postgres, the instance, the drops and the daemon; wait for every run; measure."""
+    import dagster as dg
+
+    from tests.integration.postgres import DaemonDeployment, PostgresServer, deploy_instance_config
+
+    work = Path(tempfile.mkdtemp(prefix="snapmap-many-"))
+    pg = PostgresServer(Path(tempfile.mkdtemp(prefix="snapmap-pg-")))
+    dep = None
+    instance = None
+    try:
+        drops = work / "drops"
+        t_gen = time.perf_counter()
+        expected = write_drops(drops, files, tenants, rows, seed)
+        gen_s = time.perf_counter() - t_gen
+        pg.start()
+        env = {
+            **pg.env(),
+            "SNAPMAP_ENV": "local",
+            "SNAPMAP_ARTIFACTS_ROOT": str(work / "artifacts"),
+            "SNAPMAP_DROP_ROOT": str(drops),
+            "SNAPMAP_LOG_LEVEL": "WARNING",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "OMP_NUM_THREADS": "1",
+            "LANCE_LOG": "error",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+        config = deploy_instance_config(max_concurrent_runs=max_runs, tenant_limit=tenant_limit)
+        dep = DaemonDeployment(work / "dagster_home", env, config, executor=executor)
+        dep.set_pool_limit(EMBEDDING_POOL, pool_limit)
+        os.environ.update({k: v for k, v in pg.env().items()})  # this process's instance reads them
+        instance = dg.DagsterInstance.from_config(str(dep.home))
+        t0 = time.time()
+        dep.start_daemon()
+        finished: list[Any] = []
+        while time.time() - t0 < timeout_s:
+            if not dep.daemon_alive():
+                raise SystemExit(f"the daemon exited:\n{dep.log_tail()}")
+            finished = instance.get_run_records(
+                dg.RunsFilter(
+                    job_name="process_drop",
+                    statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
+                )
+            )
+            if len(finished) >= files:
+                break
+            time.sleep(2)
+        records = instance.get_run_records(dg.RunsFilter(job_name="process_drop"))
+        t_sensor = min((r.create_timestamp.timestamp() for r in records), default=t0)
+        runs_by_hash: dict[str, list[str]] = {}
+        for r in records:
+            runs_by_hash.setdefault(r.dagster_run.tags.get("snapmap/hash", ""), []).append(r.dagster_run.run_id)
+        statuses: dict[str, int] = {}
+        for r in records:
+            statuses[r.dagster_run.status.value] = statuses.get(r.dagster_run.status.value, 0) + 1
+        spans = [(r.start_time, r.end_time) for r in records if r.start_time and r.end_time]
+        first_start = min((s for s, _ in spans), default=t0)
+        last_end = max((e for _, e in spans), default=time.time())
+        durations = [e - s for s, e in spans]
+        pool_spans = pool_step_intervals(instance, [r.dagster_run.run_id for r in records])
+        twice = {h: ids for h, ids in runs_by_hash.items() if len(ids) > 1}
+        skipped = sorted(rel for rel, h in expected.items() if h not in runs_by_hash)
+        result = {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+            },
+            "setup": {
+                "files": files,
+                "tenants": tenants,
+                "rows_per_file": rows,
+                "executor": executor,
+                "max_concurrent_runs": max_runs,
+                "tenant_limit": tenant_limit,
+                "pool": EMBEDDING_POOL,
+                "pool_limit": pool_limit,
+                "storage": "postgres",
+                "generate_s": round(gen_s, 2),
+            },
+            "runs": len(records),
+            "statuses": statuses,
+            "ran_twice": twice,
+            "skipped": skipped,
+            "wall_s": round(last_end - t0, 1),
+            "first_run_request_after_s": round(t_sensor - t0, 1),
+            "steady_s": round(last_end - first_start, 1),
+            "files_per_min": round(len(finished) / (last_end - t0) * 60, 2) if finished else 0.0,
+            "files_per_min_steady": round(len(finished) / (last_end - first_start) * 60, 2)
+            if finished and last_end > first_start
+            else 0.0,
+            "run_s_median": round(statistics.median(durations), 2) if durations else None,
+            "run_s_p90": round(sorted(durations)[int(0.9 * (len(durations) - 1))], 2) if durations else None,
+            "max_concurrent_runs_seen": max_overlap(spans),
+            "max_concurrent_pool_steps_seen": max_overlap(pool_spans),
+            "complete": len(finished) >= files,
+        }
+        if not result["complete"]:
+            result["daemon_log_tail"] = dep.log_tail(2000)
+        return result
+    finally:
+        if dep is not None:
+            dep.stop()
+        if instance is not None:
+            instance.dispose()
+        pg.stop()
+        shutil.rmtree(pg.workdir, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def table(res: dict[str, Any]) -> str:
+    s = res["setup"]
+    rows = [
+        ("files / tenants", f"{s['files']} / {s['tenants']} ({s['rows_per_file']} rows each)"),
+        ("executor", s["executor"]),
+        ("limits", f"runs {s['max_concurrent_runs']}, per tenant {s['tenant_limit']}, pool {s['pool_limit']}"),
+        ("runs (statuses)", f"{res['runs']} {res['statuses']}"),
+        ("ran twice / skipped", f"{len(res['ran_twice'])} / {len(res['skipped'])}"),
+        ("wall (daemon start → last run end)", f"{res['wall_s']} s"),
+        ("first run requested after", f"{res['first_run_request_after_s']} s (sensor: two looks)"),
+        ("throughput", f"{res['files_per_min']} files/min ({res['files_per_min_steady']} steady)"),
+        ("run duration median / p90", f"{res['run_s_median']} s / {res['run_s_p90']} s"),
+        ("max concurrent runs / pool steps", f"{res['max_concurrent_runs_seen']} / {res['max_concurrent_pool_steps_seen']}"),
+        ("load average at end", " ".join(str(x) for x in res["machine"]["loadavg_at_end"])),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=200)
+    ap.add_argument("--tenants", type=int, default=5)
+    ap.add_argument("--rows", type=int, default=50, help="rows per dropped file")
+    ap.add_argument("--max-runs", type=int, default=4, help="QueuedRunCoordinator max_concurrent_runs")
+    ap.add_argument("--tenant-limit", type=int, default=2, help="runs at once per tenant (tag limit)")
+    ap.add_argument("--pool-limit", type=int, default=2, help=f"slots in the {EMBEDDING_POOL} pool")
+    ap.add_argument("--executor", choices=("spawn", "forkserver", "in_process"), default="forkserver")
+    ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--out", type=Path, default=RESULTS / "many_files.json")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (drops, artifacts, logs)")
+    args = ap.parse_args(argv)
+    res = run(
+        files=args.files,
+        tenants=args.tenants,
+        rows=args.rows,
+        max_runs=args.max_runs,
+        tenant_limit=args.tenant_limit,
+        pool_limit=args.pool_limit,
+        executor=args.executor,
+        timeout_s=args.timeout,
+        keep=args.keep,
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    sys.stdout.write(table(res))
+    sys.stdout.write(f"→ {args.out}\n")
+    ok = res["complete"] and not res["ran_twice"] and not res["skipped"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

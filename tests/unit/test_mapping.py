@@ -1,0 +1,170 @@
+"""The mapping engine on headers and profiles: signals, assignment, nulls, JSON contract, review reasons,
+and Eightfold's own CSV samples mapping onto themselves."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from snapmap_pipeline.core.mapping import METHOD_NAMES, map_columns
+from snapmap_pipeline.core.mapping.normalize import normalize, variants, words
+from snapmap_pipeline.core.profile import profile_frame
+from snapmap_pipeline.core.schema import load_all, load_schema
+from snapmap_pipeline.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def employee():
+    return load_schema("employee")
+
+
+@pytest.fixture()
+def settings(artifacts: Path) -> Settings:
+    return Settings(artifacts_root=str(artifacts))
+
+
+def test_normalise_splits_case_paths_and_accents():
+    assert normalize("EMPLOYEE_ID") == "employee id"
+    assert normalize("workerID.idValue") == "worker id id value"
+    assert normalize("Prénom") == "prenom"
+    assert words("supervisorEId") == ["supervisor", "e", "id"]
+    # a path gives its trailing segments as extra variants
+    assert ["given", "name"] in variants("/person/legalName/givenName")
+
+
+def test_field_names_map_exactly_and_abbreviations_through_the_glossary(employee, settings):
+    m = map_columns(["EMPLOYEE_ID", "Supv Emp #", "Eintrittsdatum"], None, employee, settings=settings)
+    by = {i.source: i for i in m.items}
+    assert (by["EMPLOYEE_ID"].target, by["EMPLOYEE_ID"].method) == ("EMPLOYEE_ID", "exact")
+    assert by["Supv Emp #"].target == "MANAGER_ID"
+    assert by["Eintrittsdatum"].target == "HIRING_DATE"
+    assert by["Eintrittsdatum"].method == "glossary"
+    assert all(i.method in METHOD_NAMES for i in m.items)
+
+
+@pytest.mark.parametrize(
+    "header, target",
+    [
+        ("Mitarbeiter Vorname", "FIRST_NAME"),  # German
+        ("Nom de famille du salarié", "LAST_NAME"),  # French
+        ("Fecha de ingreso del empleado", "HIRING_DATE"),  # Spanish
+        ("Datum uit dienst", "TERMINATION_DATE"),  # Dutch
+        ("Cognome dipendente", "LAST_NAME"),  # Italian
+        ("Data de admissão", "HIRING_DATE"),  # Portuguese
+    ],
+)
+def test_non_english_headers(employee, settings, header, target):
+    assert map_columns([header], None, employee, settings=settings).items[0].target == target
+
+
+def test_distractors_map_to_nothing_but_keep_candidates(employee, settings):
+    cols = ["Employee Number", "Tax Withholding", "Shirt Size", "Badge Color", "Work Email"]
+    m = map_columns(cols, None, employee, settings=settings)
+    by = {i.source: i for i in m.items}
+    for col in ("Tax Withholding", "Shirt Size", "Badge Color"):
+        assert by[col].target is None
+        assert by[col].method == "none"
+    assert by["Work Email"].target == "EMAIL"
+
+
+def test_one_to_one_but_list_fields_take_several(employee, settings):
+    m = map_columns(["Work Phone", "Mobile Phone", "Last Name", "Surname"], None, employee, settings=settings)
+    targets = [i.target for i in m.items]
+    assert targets.count("PHONE") == 2  # a list field takes several columns
+    assert targets.count("LAST_NAME") == 1  # a single field takes one
+
+
+def test_custom_and_input_only_targets(employee, settings):
+    m = map_columns(["EFCUSTOM_STR_COST_CENTER", "Full Name"], None, employee, settings=settings)
+    by = {i.source: i for i in m.items}
+    assert (by["EFCUSTOM_STR_COST_CENTER"].target, by["EFCUSTOM_STR_COST_CENTER"].method) == (
+        "EFCUSTOM_STR_COST_CENTER",
+        "custom",
+    )
+    assert by["Full Name"].target == "FULL_NAME"
+
+
+def test_value_evidence_splits_work_and_webmail(employee, tmp_path, settings):
+    df = pl.DataFrame(
+        {
+            "Mail 1": [f"p{i}@gmail.com" for i in range(30)],
+            "Mail 2": [f"w{i}@acme-corp.com" for i in range(30)],
+            "Given": [f"Name{i}" for i in range(30)],
+        }
+    )
+    profiles = profile_frame(df, settings=settings)
+    m = map_columns(df.columns, profiles, employee, settings=settings)
+    by = {i.source: i.target for i in m.items}
+    assert by["Mail 1"] == "PERSONAL_EMAIL"
+    assert by["Mail 2"] == "EMAIL"
+    assert {i.source: i.method for i in m.items}["Mail 1"] in ("value", "fuzzy", "semantic", "glossary")
+
+
+def test_an_email_column_cannot_be_a_name(employee, settings):
+    df = pl.DataFrame({"First": [f"x{i}@acme.com" for i in range(20)]})
+    m = map_columns(df.columns, profile_frame(df, settings=settings), employee, settings=settings)
+    assert m.items[0].target != "FIRST_NAME"
+
+
+def test_json_contract_one_row_per_column(employee, settings):
+    cols = ["Emp ID", "Given Name", "Family Name", "Shirt Size"]
+    d = map_columns(cols, None, employee, settings=settings).to_dict()
+    assert set(d) == {"entity", "mappings"}
+    assert d["entity"] == "employee"
+    assert [r["source"] for r in d["mappings"]] == cols
+    for row in d["mappings"]:
+        assert set(row) == {"source", "target", "confidence", "method", "candidates"}
+        assert 0.0 <= row["confidence"] <= 1.0
+        assert all(set(c) == {"target", "score"} for c in row["candidates"])
+
+
+def test_review_reasons_name_missing_required_fields_and_say_what_to_do(employee, settings):
+    m = map_columns(["Emp ID", "Work Email"], None, employee, tenant="acme", settings=settings)
+    reasons = m.review_reasons(employee, "ingest", settings)
+    text = "\n".join(reasons)
+    assert "FIRST_NAME" in text and "LAST_NAME" in text
+    assert "LAST_ACTIVITY_TS" not in text  # derived from the drop time
+    assert "--set" in text and "--tenant acme" in text
+
+
+def test_full_name_covers_first_and_last_name(employee, settings):
+    m = map_columns(["Emp ID", "Full Name", "Work Email"], None, employee, settings=settings)
+    assert m.review_reasons(employee, "ingest", settings) == []
+
+
+def test_low_confidence_mapping_is_a_review_reason(employee, settings):
+    m = map_columns(["Emp ID", "First Name", "Last Name", "Work Email"], None, employee, settings=settings)
+    strict = Settings(artifacts_root=settings.artifacts_root, confidence_threshold=0.999)
+    reasons = m.review_reasons(employee, "ingest", strict)
+    assert any("map column 'Emp ID'" in r and "--set 'Emp ID=EMPLOYEE_ID'" in r for r in reasons)
+
+
+def _main_samples(reference: Path) -> list[Path]:
+    return sorted(reference.glob("csv_samples/*/*-MAIN*.csv"))
+
+
+def _schema_for(path: Path, schemas: dict):
+    stem = path.name.upper()
+    matches = [s for s in schemas.values() if stem.startswith(s.csv_file.upper())]
+    return max(matches, key=lambda s: len(s.csv_file)) if matches else None
+
+
+def test_eightfold_samples_map_onto_themselves(reference, settings):
+    schemas = load_all()
+    checked = 0
+    for path in _main_samples(reference):
+        schema = _schema_for(path, schemas)
+        if schema is None:
+            continue
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh))
+        m = map_columns(header, None, schema, settings=settings)
+        names = {normalize(f.name): f.name for f in schema.fields}
+        for item in m.items:
+            if normalize(item.source) in names:
+                assert item.target == names[normalize(item.source)], (path.name, item.source, item.target)
+                checked += 1
+    assert checked >= 100

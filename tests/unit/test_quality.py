@@ -1,0 +1,85 @@
+"""The great-expectations quality report: built from the schema, run on the valid frame, Data Docs written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from snapmap_pipeline.core.quality import build_expectations, run_quality
+from snapmap_pipeline.core.schema import EntitySchema
+
+
+@pytest.fixture(scope="module")
+def schema() -> EntitySchema:
+    return EntitySchema.model_validate(
+        {
+            "entity": "thing",
+            "title": "Thing",
+            "csv_file": "THING-MAIN",
+            "xml": {"root": "EF_Thing_List", "record": "EF_Thing"},
+            "key": "ID",
+            "operations": {"ingest": {"xml_required": ["ID", "NAME"]}},
+            "fields": [
+                {"name": "ID", "xml": "id"},
+                {"name": "NAME", "xml": "name", "max_length": 5},
+                {"name": "KIND", "xml": "kind", "type": "enum", "values": ["a", "b"]},
+                {"name": "DAY", "xml": "day", "type": "date"},
+                {"name": "ON", "xml": "on", "type": "boolean"},
+            ],
+        }
+    )
+
+
+def _frame(n: int) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "_row": list(range(2, n + 2)),
+            "ID": [f"k{i}" for i in range(n)],
+            "NAME": ["nm"] * n,
+            "KIND": ["a", "b"] * (n // 2),
+            "DAY": ["2024-01-31"] * n,
+            "ON": ["true"] * n,
+        }
+    )
+
+
+def test_a_good_frame_passes_and_writes_data_docs(
+    schema: EntitySchema, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = run_quality(_frame(10), schema, "ingest", tmp_path / "quality")
+    assert out["success"] is True
+    assert out["failed"] == []
+    assert (
+        out["evaluated"] == out["successful"] == len(build_expectations(schema, "ingest", _frame(2).columns))
+    )
+    assert out["sampled"] is False and out["sample_rows"] == 10
+    index = Path(out["docs_path"])
+    assert index == tmp_path / "quality" / "index.html"
+    assert "thing_ingest" in index.read_text(encoding="utf-8")
+    assert "Calculating Metrics" not in capsys.readouterr().err  # no tqdm bars
+
+
+def test_failures_are_named_and_sampling_is_reported(schema: EntitySchema, tmp_path: Path) -> None:
+    bad = _frame(10).with_columns(
+        pl.when(pl.col("_row") == 2).then(pl.lit("31/01/2024")).otherwise(pl.col("DAY")).alias("DAY"),
+        pl.lit("toolong").alias("NAME"),
+        pl.lit("z").alias("KIND"),
+        pl.lit("k1").alias("ID"),
+    )
+    out = run_quality(bad, schema, "ingest", tmp_path / "q", sample_rows=4)
+    assert out["success"] is False
+    assert set(out["failed"]) == {
+        "expect_column_values_to_match_regex(DAY)",
+        "expect_column_value_lengths_to_be_between(NAME)",
+        "expect_column_values_to_be_in_set(KIND)",
+        "expect_column_values_to_be_unique(ID)",
+    }
+    assert out["sampled"] is True and out["sample_rows"] == 4
+    assert out["successful"] == out["evaluated"] - len(out["failed"])
+
+
+def test_a_missing_required_column_fails_the_suite(schema: EntitySchema, tmp_path: Path) -> None:
+    out = run_quality(_frame(4).drop("NAME"), schema, "ingest", tmp_path / "q")
+    assert "expect_column_to_exist" in " ".join(out["failed"])
