@@ -107,7 +107,7 @@ def infer_entity(
 ) -> EntityGuess:
     """Score every entity and return the winner, or entity None below `settings.entity_threshold`.
 
-    >>> infer_entity(["Emp #", "Vorname", "Nachname"], None, "EMPLOYEE-MAIN_2024.csv", load_all())  # doctest: +SKIP
+    >>> infer_entity(["Emp #", "Vorname"], None, "EMPLOYEE-MAIN_2024.csv", load_all())  # doctest: +SKIP
     EntityGuess(entity='employee', confidence=0.9..., candidates=[('employee', 0.9...), ...])
     """
     settings = settings or get_settings()
@@ -133,6 +133,12 @@ def infer_entity(
     entity = best if confidence >= settings.entity_threshold else None
     log.info(
         "entity inferred",
-        extra={"fields": {"entity": entity or "unknown", "confidence": round(confidence, 3), "columns": len(columns)}},
+        extra={
+            "fields": {
+                "entity": entity or "unknown",
+                "confidence": round(confidence, 3),
+                "columns": len(columns),
+            }
+        },
     )
     return EntityGuess(entity, confidence, [(e, s) for e, s in ranked])

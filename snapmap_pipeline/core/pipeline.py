@@ -205,6 +205,7 @@ def export_step(
     outputs: dict[str, Any] = {
         "xml": str(xml_path),
         "csv": None if csv_report.skipped else str(csv_report.path),
+        "csv_files": [str(p) for p in csv_report.files],
         "quarantine": str(q_path),
         "xml_report": xml_report.to_dict(),
         "csv_report": csv_report.to_dict(),

@@ -106,6 +106,9 @@ class OperationSpec(BaseModel):
     xml_required: list[str] = Field(default_factory=list)
     csv_required: list[str] = Field(default_factory=list)
     xsd: str | None = Field(None, description="Eightfold's XSD file name for this operation.")
+    upsert: bool = Field(
+        True, description="update only: whether the XSD lets a record say operation='upsert'."
+    )
     xml_exclude: list[str] = Field(
         default_factory=list,
         description="Fields this operation's CSV carries but its XSD has no element for.",
@@ -180,7 +183,7 @@ class EntitySchema(BaseModel):
 
     def operation(self, operation: str) -> OperationSpec:
         op = "update" if operation == "upsert" and "upsert" not in self.operations else operation
-        if op not in self.operations:
+        if op not in self.operations or (operation == "upsert" and not self.operations[op].upsert):
             raise UnknownEntityError(
                 f"entity {self.entity} does not support operation {operation}",
                 code="unsupported_operation",
@@ -242,7 +245,7 @@ def schemas_dir() -> Path:
 def load_schema_file(path: Path) -> EntitySchema:
     """Load and validate one YAML. Errors name the file and the field."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader)
     except (OSError, yaml.YAMLError) as exc:
         raise SchemaError(f"{path.name}: cannot read: {exc}", path=str(path)) from exc
     if not isinstance(raw, dict):
@@ -271,10 +274,23 @@ def _field_name_at(raw: dict, loc: tuple) -> str:
     return ""
 
 
-@lru_cache(maxsize=4)
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_all(directory: Path | None = None) -> dict[str, EntitySchema]:
-    """All entity schemas, keyed by entity name, sorted."""
-    directory = directory or schemas_dir()
+    """All entity schemas, keyed by entity name, sorted. Cached per resolved directory."""
+    return _load_all((directory or schemas_dir()).resolve())
+
+
+def _clear_cache() -> None:
+    _load_all.cache_clear()
+
+
+load_all.cache_clear = _clear_cache  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=4)
+def _load_all(directory: Path) -> dict[str, EntitySchema]:
     out: dict[str, EntitySchema] = {}
     for path in sorted(directory.glob("*.yaml")):
         schema = load_schema_file(path)

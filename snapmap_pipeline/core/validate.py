@@ -45,6 +45,15 @@ _EMAIL_FAST_RE = (
     r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 )
+# What each item of a typed list must look like (custom EFCUSTOMLIST_* columns, float lists).
+_ITEM_FORMS = {
+    "integer": INTEGER_RE,
+    "float": FLOAT_RE,
+    "date": DATE_RE,
+    "datetime": DATETIME_RE,
+    "boolean": BOOLEAN_RE,
+    "email": EMAIL_SHAPE_RE,
+}
 _INTEGER_IN_RE = r"^[+-]?\d+(\.0+)?$"
 
 DEFAULT_BOOLEANS = {
@@ -221,7 +230,7 @@ def validate(
     checks: list[_Check] = []
     issues: list[dict[str, Any]] = []
     date_orders: dict[str, str] = {}
-    replacements: list[pl.Series] = []
+    replacements: list[pl.Expr | pl.Series] = []
     extra_fails: dict[str, pl.Series] = {}
 
     def lit_check(rule: str, column: str, fails: pl.Expr, message: str) -> None:
@@ -301,18 +310,18 @@ def validate(
                 col.is_not_null() & mapped.is_null(),
                 f"{name} is not a yes/no value (true/false, yes/no, y/n, 1/0)",
             )
-            replacements.append(mapped.alias(name))  # type: ignore[arg-type]
+            replacements.append(mapped.alias(name))
         elif kind == "integer":
             as_int = col.str.replace(r"\.0+$", "").str.strip_prefix("+").cast(pl.Int64, strict=False)
             ok = col.str.contains(_INTEGER_IN_RE) & as_int.is_not_null()
             lit_check("integer", name, col.is_not_null() & ~ok, f"{name} is not a whole number")
-            replacements.append(pl.when(ok).then(as_int.cast(pl.String)).otherwise(col).alias(name))  # type: ignore[arg-type]
+            replacements.append(pl.when(ok).then(as_int.cast(pl.String)).otherwise(col).alias(name))
         elif kind == "float":
             lit_check(
                 "float", name, ~col.str.contains(FLOAT_RE), f"{name} is not a number (use a dot for decimals)"
             )
         elif kind == "email":
-            replacements.append(col.str.to_lowercase().alias(name))  # type: ignore[arg-type]
+            replacements.append(col.str.to_lowercase().alias(name))
         elif kind == "enum" and spec.values:
             allowed = ", ".join(spec.values)
             lit_check(
@@ -321,6 +330,16 @@ def validate(
                 ~col.is_in(spec.values),
                 f"{name} is not one of: {allowed} (fix the value or add a spelling "
                 "to config/enum_synonyms.yaml)",
+            )
+        if kind == "list" and spec.item_type in _ITEM_FORMS:
+            # Items are checked, not rewritten: each must already be in its Eightfold form.
+            form = _ITEM_FORMS[spec.item_type]
+            bad_item = col.str.split(",").list.eval(~pl.element().str.contains(form)).list.any()
+            lit_check(
+                "list_item",
+                name,
+                bad_item,
+                f"{name} has an item that is not a {spec.item_type} in Eightfold's form (pattern {form})",
             )
         if spec.max_length:
             n = spec.max_length
@@ -369,17 +388,29 @@ def validate(
     unique_cols = [("duplicate_key", schema.key)] if schema.key in names else []
     unique_cols += [("duplicate_email", n) for n in company]
     for rule, name in unique_cols:
-        values = work[name].drop_nulls()
-        if values.n_unique() == len(values):  # the common case: no duplicates, skip the window
-            continue
-        kept = _first_row_among(pl.col(name), passes)
-        dup = pl.col(name).is_not_null() & kept.is_not_null() & (kept != pl.col(ROW))
+        # Only rows whose value repeats can be duplicates: find them on that subset, then flag by `_row`.
         idx = len(checks)
+        flag, text = f"__f{idx}", f"__m{idx}"
         what = "key" if rule == "duplicate_key" else "email"
-        message = pl.format(f"{name} is a duplicate {what}, row {{}} was kept", kept)
-        checks.append(_Check(rule, name, dup, message))
-        work = work.with_columns(dup.alias(f"__f{idx}"), message.alias(f"__m{idx}"))
-        passes = passes & ~pl.col(f"__f{idx}")
+        dups = (
+            work.lazy()
+            .filter(pl.col(name).is_not_null() & (pl.len().over(name) > 1))
+            .select(ROW, name, passes.alias("__passes"))
+            .with_columns(_first_row_among(pl.col(name), pl.col("__passes")).alias("__kept"))
+            .filter(pl.col("__kept").is_not_null() & (pl.col("__kept") != pl.col(ROW)))
+            .select(ROW, pl.format(f"{name} is a duplicate {what}, row {{}} was kept", "__kept").alias(text))
+            .collect()
+        )
+        if dups.height == 0:
+            continue
+        work = work.with_columns(
+            pl.col(ROW).is_in(dups[ROW].implode()).alias(flag),
+            pl.col(ROW)
+            .replace_strict(dups[ROW], dups[text], default=None, return_dtype=pl.String)
+            .alias(text),
+        )
+        checks.append(_Check(rule, name, pl.col(flag), pl.col(text)))
+        passes = passes & ~pl.col(flag)
 
     fail_cols = [pl.col(f"__f{i}") for i in range(len(checks))]
     bad = pl.any_horizontal(fail_cols) if checks else pl.lit(False)

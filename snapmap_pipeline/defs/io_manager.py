@@ -67,6 +67,10 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 keys = []
         if meta.get("by_partition"):  # {partition key: value or None (never materialised)}
             return {str(k): self._load(context.asset_key, k)[1] for k in keys}
+        if len(keys) > 1 and context.has_partition_key and context.partition_key in keys:
+            # an asset check is not partitioned itself: it sees every partition of its asset, but
+            # checks the one its run materialised
+            keys = [context.partition_key]
         if len(keys) != 1:
             if optional:
                 return None

@@ -22,10 +22,8 @@ GOOD = workday(
 
 def check_results(instance: dg.DagsterInstance, run_id: str) -> dict[str, bool]:
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
-    return {
-        r.event_log_entry.dagster_event.event_specific_data.check_name: r.event_log_entry.dagster_event.event_specific_data.passed
-        for r in records
-    }
+    evals = [r.event_log_entry.dagster_event.event_specific_data for r in records]
+    return {e.check_name: e.passed for e in evals}
 
 
 def test_drop_runs_every_check_and_same_bytes_never_run_again(dagster_env):
@@ -51,7 +49,10 @@ def test_drop_runs_every_check_and_same_bytes_never_run_again(dagster_env):
 def test_blocked_mapping_stops_downstream_until_override_and_rerun(dagster_env):
     from snapmap_pipeline.core.mapping import set_override
 
-    cryptic = "EMP_NO,FNM,LNM,EML_ADDR,JC\nH-1,Nelson,Bighetti,nelson@hooli.com,ENG2\nH-2,Bert,Gilfoyle,bert@hooli.com,ENG3\n"
+    cryptic = (
+        "EMP_NO,FNM,LNM,EML_ADDR,JC\n"
+        "H-1,Nelson,Bighetti,nelson@hooli.com,ENG2\nH-2,Bert,Gilfoyle,bert@hooli.com,ENG3\n"
+    )
     dagster_env.drop("hooli/legacy.csv", cryptic)
     (dagster_env.config / "tenants" / "hooli.yaml").write_text("entity: employee\n")
     requests = []

@@ -31,11 +31,11 @@ ASSETS = {
     "daily_snapshot",
     "delta_feed",
 }
-QUERY = """{ assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name } } } }
-  sensorsOrError(repositorySelector: {repositoryName: "__repository__", repositoryLocationName: "definitions.py"})
-  { ... on Sensors { results { name } } }
-  schedulesOrError(repositorySelector: {repositoryName: "__repository__", repositoryLocationName: "definitions.py"})
-  { ... on Schedules { results { name } } } }"""
+REPO = '{repositoryName: "__repository__", repositoryLocationName: "definitions.py"}'
+CHECKS = "assetChecksOrError { ... on AssetChecks { checks { name } } }"
+QUERY = f"""{{ assetNodes {{ assetKey {{ path }} {CHECKS} }}
+  sensorsOrError(repositorySelector: {REPO}) {{ ... on Sensors {{ results {{ name }} }} }}
+  schedulesOrError(repositorySelector: {REPO}) {{ ... on Schedules {{ results {{ name }} }} }} }}"""
 
 
 def free_port() -> int:

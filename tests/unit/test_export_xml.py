@@ -358,3 +358,11 @@ def test_forbidden_pattern_matches_the_xml_spec() -> None:
             code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or code >= 0x10000
         )
         assert bool(pattern.fullmatch(ch)) is not allowed, hex(code)
+
+
+def test_validate_xml_reports_a_malformed_file(employee: EntitySchema, tmp_path: Path) -> None:
+    path = tmp_path / "broken.xml"
+    path.write_text('<?xml version="1.0"?>\n<EF_Employee_List><EF_Employee>\n', encoding="utf-8")
+    errors = validate_xml(path, _own_xsd(employee, "ingest", tmp_path))
+    assert len(errors) == 1
+    assert errors[0].startswith("line ")

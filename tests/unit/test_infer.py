@@ -42,7 +42,9 @@ def test_file_name_hint_decides_between_look_alikes(schemas, settings):
 
 
 def test_unknown_when_nothing_fits(schemas, settings):
-    guess = infer_entity(["Shirt Size", "Badge Color", "Favourite Snack"], None, "misc.csv", schemas, settings)
+    guess = infer_entity(
+        ["Shirt Size", "Badge Color", "Favourite Snack"], None, "misc.csv", schemas, settings
+    )
     assert guess.entity is None
     assert guess.confidence < settings.entity_threshold
     d = guess.to_dict()

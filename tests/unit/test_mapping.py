@@ -168,3 +168,27 @@ def test_eightfold_samples_map_onto_themselves(reference, settings):
                 assert item.target == names[normalize(item.source)], (path.name, item.source, item.target)
                 checked += 1
     assert checked >= 100
+
+
+def test_without_the_model_other_signals_still_map(tmp_path):
+    """When sentence-transformers cannot be imported, mapping warns once and still works."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, logging\n"
+        "sys.modules['sentence_transformers'] = None  # the import now fails as if not installed\n"
+        "from snapmap_pipeline.logs import configure\n"
+        "configure()\n"
+        "from snapmap_pipeline.core.mapping import map_columns\n"
+        "from snapmap_pipeline.core.schema import load_schema\n"
+        "s = load_schema('employee')\n"
+        "for _ in range(2):\n"
+        "    m = map_columns(['Emp #', 'Vorname', 'Shirt Size', 'Reports To ID'], None, s)\n"
+        "print(m.targets())\n"
+    )
+    env = {**__import__("os").environ, "SNAPMAP_ARTIFACTS_ROOT": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "'Emp #': 'EMPLOYEE_ID'" in out.stdout and "'Vorname': 'FIRST_NAME'" in out.stdout
+    assert out.stderr.count("semantic signal disabled") == 1

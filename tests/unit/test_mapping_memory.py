@@ -90,7 +90,9 @@ def _writer(uri: str, tenant: str, n: int) -> None:
     os.environ["LANCE_LOG"] = "error"
     memory = MappingMemory(uri, vectors=False)  # this test is about commits, not embeddings
     for i in range(n):
-        m = Mapping("employee", tenant, [ColumnMapping(f"Header {tenant} {i}", "EMPLOYEE_ID", 1.0, "override")], "fp")
+        m = Mapping(
+            "employee", tenant, [ColumnMapping(f"Header {tenant} {i}", "EMPLOYEE_ID", 1.0, "override")], "fp"
+        )
         memory.remember(m, tenant=tenant, confirmed_by="proc")
 
 
@@ -113,7 +115,11 @@ def test_override_always_wins_and_round_trips(employee, settings):
     set_override("acme", "Emp Ref", "EMPLOYEE_ID", settings)
     m = map_columns(["Supv ID", "Emp Ref"], None, employee, tenant="acme", settings=settings)
     by = {i.source: i for i in m.items}
-    assert (by["Supv ID"].target, by["Supv ID"].method, by["Supv ID"].confidence) == ("LAST_NAME", "override", 1.0)
+    assert (by["Supv ID"].target, by["Supv ID"].method, by["Supv ID"].confidence) == (
+        "LAST_NAME",
+        "override",
+        1.0,
+    )
     assert by["Emp Ref"].method == "override"
     assert load_overrides("acme", settings).columns == {"Supv ID": "LAST_NAME", "Emp Ref": "EMPLOYEE_ID"}
 
@@ -135,7 +141,10 @@ def test_ignore_custom_entity_and_date_order(employee, settings):
     m = map_columns(["Work Email", "Cost Centre #"], None, employee, tenant="globex", settings=settings)
     by = {i.source: i for i in m.items}
     assert (by["Work Email"].target, by["Work Email"].method) == (None, "ignored")
-    assert (by["Cost Centre #"].target, by["Cost Centre #"].method) == ("EFCUSTOM_STR_COST_CENTRE_NUMBER", "custom")
+    assert (by["Cost Centre #"].target, by["Cost Centre #"].method) == (
+        "EFCUSTOM_STR_COST_CENTRE_NUMBER",
+        "custom",
+    )
     assert custom_name("Cost Center") == "EFCUSTOM_STR_COST_CENTER"
 
 

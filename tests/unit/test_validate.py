@@ -370,3 +370,13 @@ def test_any_frame_conserves_rows_and_the_valid_part_meets_the_contract(
         parts = [row[c].split("; ") for c in ("_rule", "_column", "_message")]
         assert len(parts[0]) == len(parts[1]) == len(parts[2]) >= 1
     build_contract(_schema(), "ingest").validate(res.valid, lazy=True)
+
+
+def test_typed_list_items_must_be_in_eightfold_form(tmp_path: Path) -> None:
+    frame = _employee(
+        EMPLOYEE_ID=["1", "2", "3"],
+        EMAIL=["a@acme.com", "b@acme.com", "c@acme.com"],
+        EFCUSTOMLIST_INT_CODES=["1,2,3", "4,x", None],
+    )
+    res = _run(frame, load_schema("employee"), settings=_settings(tmp_path))
+    assert _rules(res) == {3: "list_item"}

@@ -338,6 +338,10 @@ def write_xml(
     same columns. Values are written as given (the validator normalised them); characters XML 1.0
     forbids are removed and counted, markup characters are escaped, blank values write no element.
 
+    Measured here (2 shared cores) on 1M employee rows x 33 fields (1.76 GB out): about 11-14 s CPU,
+    against about 115 s CPU for a per-row lxml `xmlfile` writer in the same run. Peak extra memory is
+    about 430 MB at 100k rows per chunk, 180 MB at 50k.
+
     >>> write_xml(valid, load_schema("employee"), "ingest", Path("out/employee.xml")).rows  # doctest: +SKIP
     """
     schema.operation(operation)  # an unsupported operation fails here, before a file is created

@@ -24,8 +24,12 @@ def combine(lexical: np.ndarray, semantic: np.ndarray | None) -> tuple[np.ndarra
     return score.astype(np.float32), (semantic > lexical) & (lexical < 0.9)
 
 
-def assign(scores: np.ndarray, is_list: list[bool], blocked: set[int] | None = None,
-           null_threshold: float = NULL_THRESHOLD) -> list[int | None]:
+def assign(
+    scores: np.ndarray,
+    is_list: list[bool],
+    blocked: set[int] | None = None,
+    null_threshold: float = NULL_THRESHOLD,
+) -> list[int | None]:
     """Best one-to-one choice of field per column (None = nothing), maximising the total score.
 
     `blocked` fields are already taken (by overrides or memory) and cannot be chosen."""

@@ -36,7 +36,17 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 METHOD_NAMES = (
-    "exact", "alias", "glossary", "fuzzy", "semantic", "value", "memory", "override", "ignored", "custom", "none",
+    "exact",
+    "alias",
+    "glossary",
+    "fuzzy",
+    "semantic",
+    "value",
+    "memory",
+    "override",
+    "ignored",
+    "custom",
+    "none",
 )
 TRUSTED = {"override", "memory", "custom"}
 SEMANTIC_SKIP = 0.9  # a header this sure lexically needs no embedding
@@ -181,7 +191,9 @@ def map_columns(
                 [c for i, c in enumerate(columns) if i not in decided], schema.entity, tenant, fp
             )
         except ConfigError as exc:
-            log.warning("mapping memory unavailable; mapping without it", extra={"fields": {"code": exc.code}})
+            log.warning(
+                "mapping memory unavailable; mapping without it", extra={"fields": {"code": exc.code}}
+            )
     for ci, col in enumerate(columns):
         hit = remembered.get(col)
         if ci not in decided and hit and hit[1] >= 0.95 and hit[0] in fidx:
@@ -245,8 +257,15 @@ def map_columns(
     return Mapping(schema.entity, tenant, done, fp)
 
 
-def _method(k: int, fi: int, lex_method: np.ndarray, sem_won: np.ndarray, mem_won: np.ndarray,
-            base: np.ndarray, factors: np.ndarray) -> str:
+def _method(
+    k: int,
+    fi: int,
+    lex_method: np.ndarray,
+    sem_won: np.ndarray,
+    mem_won: np.ndarray,
+    base: np.ndarray,
+    factors: np.ndarray,
+) -> str:
     if mem_won[k, fi]:
         return "memory"
     if int(np.argmax(base[k])) != fi and factors[k, fi] > 1.0:

@@ -59,17 +59,22 @@ def normalize(header: str) -> str:
 def variants(header: str, noise: frozenset[tuple[str, ...]] = frozenset()) -> list[list[str]]:
     """Word lists to try for a header: the full path, then its trailing segments (last, last two).
     Segments that only carry structure (`codeValue`, `idValue`) are dropped first."""
+    return [list(v) for v in _variants(str(header), noise)]
+
+
+@lru_cache(maxsize=65_536)
+def _variants(header: str, noise: frozenset[tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
     segs = segments(header)
     if len(segs) > 1 and noise:
         kept = [s for s in segs if tuple(s) not in noise]
         segs = kept or segs[-1:]
     if not segs:
         return []
-    out = [[w for s in segs for w in s]]
+    out = [tuple(w for s in segs for w in s)]
     for k in (1, 2):
         if len(segs) > k:
-            out.append([w for s in segs[-k:] for w in s])
-    return out
+            out.append(tuple(w for s in segs[-k:] for w in s))
+    return tuple(out)
 
 
 def stem(word: str) -> str:
@@ -123,7 +128,9 @@ def load_glossary(directory: Path) -> Glossary:
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"glossary {path.name}: cannot read: {exc}; fix the YAML", path=str(path)) from exc
+            raise ConfigError(
+                f"glossary {path.name}: cannot read: {exc}; fix the YAML", path=str(path)
+            ) from exc
         if not isinstance(raw, dict):
             raise ConfigError(f"glossary {path.name}: expected a mapping at the top", path=str(path))
         for src, dst in (raw.get("tokens") or {}).items():
@@ -143,7 +150,14 @@ def load_glossary(directory: Path) -> Glossary:
             entities[str(entity)] = tuple(_key(w) for w in hint_words or [])
     longest = max((len(k) for k in phrases), default=1)
     return Glossary(
-        tokens, phrases, frozenset(stop), entities, max(longest, 1), frozenset(generic), frozenset(noise), kinds
+        tokens,
+        phrases,
+        frozenset(stop),
+        entities,
+        max(longest, 1),
+        frozenset(generic),
+        frozenset(noise),
+        kinds,
     )
 
 
@@ -175,7 +189,9 @@ def _expand_tokens(ws: list[str], glossary: Glossary) -> list[str]:
     return out
 
 
-def canonical(ws: list[str], glossary: Glossary, self_words: dict[tuple[str, ...], tuple[str, ...]]) -> list[str]:
+def canonical(
+    ws: list[str], glossary: Glossary, self_words: dict[tuple[str, ...], tuple[str, ...]]
+) -> list[str]:
     """Expand abbreviations, rewrite phrases (jargon, other languages), mark the entity's own words as
     `self`, drop stop words, stem. Both headers and field texts go through this."""
     ws = _rewrite_phrases(ws, glossary.phrases, glossary.max_phrase)

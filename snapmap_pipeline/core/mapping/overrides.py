@@ -40,6 +40,8 @@ class TenantOverrides:
 
     def target_for(self, header: str) -> tuple[str | None, str] | None:
         """(target, method) the overrides decide for a header, or None if they say nothing."""
+        if not (self.columns or self.ignore or self.custom):
+            return None
         key = self._find(header, list(self.columns))
         if key is not None:
             return self.columns[key], "override"
@@ -81,7 +83,9 @@ def load_overrides(tenant: str | None, settings: Settings | None = None) -> Tena
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}; fix the YAML", code="bad_overrides", path=str(path)) from exc
+        raise ConfigError(
+            f"{path}: cannot read: {exc}; fix the YAML", code="bad_overrides", path=str(path)
+        ) from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys {sorted(_KEYS)}", code="bad_overrides")
     unknown = set(raw) - _KEYS
@@ -118,7 +122,9 @@ def set_override(tenant: str, header: str, target: str, settings: Settings | Non
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read: {exc}; fix the YAML first", code="bad_overrides") from exc
+            raise ConfigError(
+                f"{path}: cannot read: {exc}; fix the YAML first", code="bad_overrides"
+            ) from exc
     columns = dict(raw.get("columns") or {})
     columns[header] = target
     raw["columns"] = columns

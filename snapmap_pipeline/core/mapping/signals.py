@@ -8,7 +8,7 @@ from column profiles (emails, dates, ids, numbers). Matrices are numpy; no per-r
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,6 @@ from snapmap_pipeline.core.mapping.normalize import (
     Glossary,
     canonical,
     load_glossary,
-    normalize,
     self_table,
     variants,
     words,
@@ -65,9 +64,17 @@ class LexicalIndex:
     self_words: dict[tuple[str, ...], tuple[str, ...]]
     glossary: Glossary
     field_kinds: list[frozenset[str]]  # per field, the head kinds its words cover
+    prefixes: dict[str, list[int]]  # 3-4 letter prefix → vocab indices (addr → address)
+    _canon_cache: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
 
     def canon(self, ws: list[str]) -> tuple[str, ...]:
-        return tuple(canonical(ws, self.glossary, self.self_words))
+        key = tuple(ws)
+        hit = self._canon_cache.get(key)
+        if hit is None:
+            hit = tuple(canonical(ws, self.glossary, self.self_words))
+            if len(self._canon_cache) < 100_000:
+                self._canon_cache[key] = hit
+        return hit
 
 
 def field_words(name: str) -> list[str]:
@@ -107,7 +114,8 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
         for t in x.canon:
             df.setdefault(t, set()).add(x.field)
     weights = {
-        t: (SELF_WEIGHT if t == SELF else min(1.0 / math.sqrt(len(df[t])), _generic(t, glossary))) for t in vocab
+        t: (SELF_WEIGHT if t == SELF else min(1.0 / math.sqrt(len(df[t])), _generic(t, glossary)))
+        for t in vocab
     }
     t_w = np.zeros((len(texts), len(vocab)), dtype=np.float32)
     for i, x in enumerate(texts):
@@ -142,7 +150,17 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
         self_words=selfw,
         glossary=glossary,
         field_kinds=[frozenset(k) for k in field_kinds],
+        prefixes=_prefixes(vocab),
     )
+
+
+def _prefixes(vocab: list[str]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for j, v in enumerate(vocab):
+        for n in (3, 4):
+            if len(v) > n:
+                out.setdefault(v[:n], []).append(j)
+    return out
 
 
 def _generic(token: str, glossary: Glossary) -> float:
@@ -154,22 +172,23 @@ def lexical_index(schema: EntitySchema, config_dir: Path) -> LexicalIndex:
     return _build(schema.model_dump_json(), schema.fingerprint, str(Path(config_dir) / "glossary"))
 
 
-def _token_sim(header_tokens: list[str], vocab: list[str]) -> np.ndarray:
+def _token_sim(header_tokens: list[str], vocab: list[str], prefixes: dict[str, list[int]]) -> np.ndarray:
     """Similarity of each header token to each vocab token: 1 if equal, a typo-tolerant ratio for long
     tokens, 0.8 for a clear prefix (addr → address)."""
     if not header_tokens or not vocab:
         return np.zeros((len(header_tokens), len(vocab)), dtype=np.float32)
-    ratio = process.cdist(header_tokens, vocab, scorer=fuzz.ratio, processor=default_process, dtype=np.float32)
+    ratio = process.cdist(
+        header_tokens, vocab, scorer=fuzz.ratio, processor=default_process, dtype=np.float32
+    )
     ratio /= 100.0
     h_len = np.array([len(t) for t in header_tokens])[:, None]
     v_len = np.array([len(t) for t in vocab])[None, :]
     long_enough = (h_len >= 5) & (v_len >= 5)
     sim = np.where(long_enough & (ratio >= 0.85), ratio**2, 0.0)
-    for i, h in enumerate(header_tokens):  # a few tokens per header; prefix test per token
+    for i, h in enumerate(header_tokens):  # a few header tokens; a dict lookup each
         if 3 <= len(h) <= 4:
-            for j, v in enumerate(vocab):
-                if len(v) > len(h) and v.startswith(h):
-                    sim[i, j] = max(sim[i, j], 0.8)
+            for j in prefixes.get(h, ()):
+                sim[i, j] = max(sim[i, j], 0.8)
     sim[ratio >= 0.999] = 1.0
     return sim.astype(np.float32)
 
@@ -197,14 +216,14 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
             canon = index.canon(ws)
             for fi in index.canon_eq.get(tuple(sorted(set(canon))), ()):
                 _bump(scores, methods, hi, fi, SCORE[GLOSSARY] * factor, 3)
-            cands.append((canon, factor))
+            cands.append((tuple(dict.fromkeys(canon)), factor))
             for t in canon:
                 uniq.setdefault(t, len(uniq))
         all_canon.append(cands)
     if not uniq or not index.vocab:
         return scores, methods
     utoks = list(uniq)
-    sim = _token_sim(utoks, index.vocab)  # U × V
+    sim = _token_sim(utoks, index.vocab, index.prefixes)  # U × V
     # per unique token, its best similarity inside each text: U × texts
     best_in_text = np.stack(
         [(sim * index.t_bin[t][None, :]).max(axis=1) for t in range(len(index.texts))], axis=1
@@ -313,7 +332,9 @@ def value_factors(profile: Any, schema: EntitySchema, webmail_words: frozenset[s
     email = _get(profile, "email_share")
     webmail = _get(profile, "webmail_share")
     date = max(_get(profile, "date_share"), _get(profile, "datetime_share"))
-    id_like = bool(getattr(profile, "id_like", False) or (isinstance(profile, dict) and profile.get("id_like")))
+    id_like = bool(
+        getattr(profile, "id_like", False) or (isinstance(profile, dict) and profile.get("id_like"))
+    )
     unique = _get(profile, "unique_share")
     numeric = max(_get(profile, "integer_share"), _get(profile, "decimal_share"))
     boolean = _get(profile, "boolean_share")
@@ -336,10 +357,11 @@ def value_factors(profile: Any, schema: EntitySchema, webmail_words: frozenset[s
             f = 1.1 if kind in ("date", "datetime") else 0.55
         elif kind in ("date", "datetime") and date < 0.2:
             f = 0.6
-        elif boolean >= 0.95 and kind != "boolean" and kind not in ("string", "enum"):
-            f = 0.7
-        elif kind in ("integer", "float") and numeric < 0.2:
-            f = 0.7
+        else:
+            booleans_elsewhere = boolean >= 0.95 and kind not in ("boolean", "string", "enum")
+            words_for_number = kind in ("integer", "float") and numeric < 0.2
+            if booleans_elsewhere or words_for_number:
+                f = 0.7
         if spec.name == schema.key:
             if id_like and unique >= 0.98:
                 f *= 1.1
