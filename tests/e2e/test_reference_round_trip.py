@@ -36,6 +36,14 @@ def test_reference_sample_round_trips(sample: Path, reference: Path, tmp_path: P
     report = process_bytes(sample.read_bytes(), sample.name, out_dir=tmp_path, quality=False)
     assert report.entity == entity, f"inferred {report.entity}"
     assert report.rows_valid + report.rows_quarantined == report.rows_in
-    assert report.rows_quarantined == 0, (tmp_path / "quarantine.csv").read_text()
+    # Eightfold's samples carry a few values outside the spec's own possible values (project STATUS
+    # 'open', demand ROLE_ASSOCIATION_MODE 'invalid_mode', …; each named in the schema's spec_notes).
+    # Those rows are quarantined under `enum`; any other reason is a bug in SnapMap.
+    if report.rows_quarantined:
+        import polars as pl
+
+        rules = pl.read_csv(tmp_path / "quarantine.csv", infer_schema=False)["_rule"].to_list()
+        assert all(set(r.split("; ")) == {"enum"} for r in rules), rules
+    assert report.rows_valid > 0
     xsd = reference / "xsd" / load_all()[entity].operations["ingest"].xsd
     assert validate_xml(Path(report.outputs["xml"]), xsd) == []
