@@ -6,6 +6,7 @@ table on stdout.
 
     python -m bench                      # 100K and 1M rows, 5 runs each (naive: 3 at 1M)
     python -m bench --sizes 100000 --runs 3
+    python -m bench --many-files --files 200  # many dropped files through the daemon (bench/many_files.py)
 """
 
 from __future__ import annotations
@@ -84,6 +85,12 @@ def measure(kind: str, src: Path, runs: int) -> dict:
 
 
 def main() -> None:
+    if (
+        "--many-files" in sys.argv[1:]
+    ):  # sensor → queued runs throughput; its own options (bench/many_files.py)
+        from bench.many_files import main as many_files
+
+        sys.exit(many_files([arg for arg in sys.argv[1:] if arg != "--many-files"]))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--runs", type=int, default=5)

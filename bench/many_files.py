@@ -70,9 +70,11 @@ def pool_step_intervals(instance: Any, run_ids: list[str]) -> list[tuple[float, 
                 continue
             if ev.event_type == dg.DagsterEventType.STEP_START:
                 starts[ev.step_key] = entry.timestamp
-            elif ev.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-                if ev.step_key in starts:
-                    spans.append((starts.pop(ev.step_key), entry.timestamp))
+            elif ev.step_key in starts and ev.event_type in (
+                dg.DagsterEventType.STEP_SUCCESS,
+                dg.DagsterEventType.STEP_FAILURE,
+            ):
+                spans.append((starts.pop(ev.step_key), entry.timestamp))
     return spans
 
 
@@ -123,24 +125,35 @@ def run(
         instance = dg.DagsterInstance.from_config(str(dep.home))
         t0 = time.time()
         dep.start_daemon()
-        finished: list[Any] = []
+        in_flight = [
+            dg.DagsterRunStatus.QUEUED,
+            dg.DagsterRunStatus.NOT_STARTED,
+            dg.DagsterRunStatus.STARTING,
+            dg.DagsterRunStatus.STARTED,
+        ]
         while time.time() - t0 < timeout_s:
             if not dep.daemon_alive():
                 raise SystemExit(f"the daemon exited:\n{dep.log_tail()}")
-            finished = instance.get_run_records(
-                dg.RunsFilter(
-                    job_name="process_drop",
-                    statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
-                )
-            )
-            if len(finished) >= files:
+            total = instance.get_runs_count(dg.RunsFilter(job_name="process_drop"))
+            busy = instance.get_runs_count(dg.RunsFilter(job_name="process_drop", statuses=in_flight))
+            if total >= files and busy == 0:
                 break
             time.sleep(2)
         records = instance.get_run_records(dg.RunsFilter(job_name="process_drop"))
+        succeeded = {
+            r.dagster_run.tags.get("snapmap/hash")
+            for r in records
+            if r.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        }
         t_sensor = min((r.create_timestamp.timestamp() for r in records), default=t0)
         runs_by_hash: dict[str, list[str]] = {}
+        retries = 0
         for r in records:
-            runs_by_hash.setdefault(r.dagster_run.tags.get("snapmap/hash", ""), []).append(r.dagster_run.run_id)
+            tags = r.dagster_run.tags
+            if "dagster/parent_run_id" in tags:  # a run retry (run_retries), not a second run of the file
+                retries += 1
+                continue
+            runs_by_hash.setdefault(tags.get("snapmap/hash", ""), []).append(r.dagster_run.run_id)
         statuses: dict[str, int] = {}
         for r in records:
             statuses[r.dagster_run.status.value] = statuses.get(r.dagster_run.status.value, 0) + 1
@@ -171,21 +184,23 @@ def run(
                 "generate_s": round(gen_s, 2),
             },
             "runs": len(records),
+            "run_retries": retries,
             "statuses": statuses,
             "ran_twice": twice,
             "skipped": skipped,
             "wall_s": round(last_end - t0, 1),
             "first_run_request_after_s": round(t_sensor - t0, 1),
             "steady_s": round(last_end - first_start, 1),
-            "files_per_min": round(len(finished) / (last_end - t0) * 60, 2) if finished else 0.0,
-            "files_per_min_steady": round(len(finished) / (last_end - first_start) * 60, 2)
-            if finished and last_end > first_start
+            "files_succeeded": len(succeeded & set(expected.values())),
+            "files_per_min": round(len(succeeded) / (last_end - t0) * 60, 2) if succeeded else 0.0,
+            "files_per_min_steady": round(len(succeeded) / (last_end - first_start) * 60, 2)
+            if succeeded and last_end > first_start
             else 0.0,
             "run_s_median": round(statistics.median(durations), 2) if durations else None,
             "run_s_p90": round(sorted(durations)[int(0.9 * (len(durations) - 1))], 2) if durations else None,
             "max_concurrent_runs_seen": max_overlap(spans),
             "max_concurrent_pool_steps_seen": max_overlap(pool_spans),
-            "complete": len(finished) >= files,
+            "complete": set(expected.values()) <= succeeded,
         }
         if not result["complete"]:
             result["daemon_log_tail"] = dep.log_tail(2000)
@@ -206,14 +221,24 @@ def table(res: dict[str, Any]) -> str:
     rows = [
         ("files / tenants", f"{s['files']} / {s['tenants']} ({s['rows_per_file']} rows each)"),
         ("executor", s["executor"]),
-        ("limits", f"runs {s['max_concurrent_runs']}, per tenant {s['tenant_limit']}, pool {s['pool_limit']}"),
+        (
+            "limits",
+            f"runs {s['max_concurrent_runs']}, per tenant {s['tenant_limit']}, pool {s['pool_limit']}",
+        ),
         ("runs (statuses)", f"{res['runs']} {res['statuses']}"),
-        ("ran twice / skipped", f"{len(res['ran_twice'])} / {len(res['skipped'])}"),
+        ("files succeeded", f"{res['files_succeeded']} of {s['files']}"),
+        (
+            "ran twice / skipped / retried",
+            f"{len(res['ran_twice'])} / {len(res['skipped'])} / {res['run_retries']}",
+        ),
         ("wall (daemon start → last run end)", f"{res['wall_s']} s"),
         ("first run requested after", f"{res['first_run_request_after_s']} s (sensor: two looks)"),
         ("throughput", f"{res['files_per_min']} files/min ({res['files_per_min_steady']} steady)"),
         ("run duration median / p90", f"{res['run_s_median']} s / {res['run_s_p90']} s"),
-        ("max concurrent runs / pool steps", f"{res['max_concurrent_runs_seen']} / {res['max_concurrent_pool_steps_seen']}"),
+        (
+            "max concurrent runs / pool steps",
+            f"{res['max_concurrent_runs_seen']} / {res['max_concurrent_pool_steps_seen']}",
+        ),
         ("load average at end", " ".join(str(x) for x in res["machine"]["loadavg_at_end"])),
     ]
     width = max(len(k) for k, _ in rows)

@@ -196,13 +196,26 @@ def _canonical(raw: pl.Series, kind: DateKind) -> pl.Series:
     return pl.DataFrame({"raw": raw}).lazy().select(out.alias(raw.name)).collect().to_series()
 
 
-def decide_order(a: pl.Series, b: pl.Series, configured: str | None) -> tuple[str, str, dict[str, bool]]:
-    """Day/month order for a column: evidence first (a first part > 12 means dmy, a second part > 12
-    means mdy), then the configured order, otherwise undecided. Both kinds of evidence: conflict."""
+def _evidence(a: pl.Series, b: pl.Series) -> dict[str, bool]:
     valid = a.is_between(1, 31) & b.is_between(1, 31)
-    has_numeric = bool(valid.any())
-    dmy = bool((valid & (a > 12)).any())
-    mdy = bool((valid & (b > 12)).any())
+    return {
+        "numeric": bool(valid.any()),
+        "dmy": bool((valid & (a > 12)).any()),
+        "mdy": bool((valid & (b > 12)).any()),
+    }
+
+
+def decide_order(
+    a: pl.Series, b: pl.Series, configured: str | None, *, evidence: dict[str, bool] | None = None
+) -> tuple[str, str, dict[str, bool]]:
+    """Day/month order for a column: evidence first (a first part > 12 means dmy, a second part > 12
+    means mdy), then the configured order, otherwise undecided. Both kinds of evidence: conflict.
+
+    `evidence` (from `date_evidence` over a whole file, see core/stream.py) replaces what `a` and `b`
+    show, so every batch of a streamed file decides the same way.
+    """
+    found = evidence if evidence is not None else _evidence(a, b)
+    has_numeric, dmy, mdy = found.get("numeric", False), found["dmy"], found["mdy"]
     evidence = {"dmy": dmy, "mdy": mdy}
     if not has_numeric:
         return "iso", "none", evidence
@@ -215,12 +228,48 @@ def decide_order(a: pl.Series, b: pl.Series, configured: str | None) -> tuple[st
     return ("conflict" if dmy and mdy else "undecided"), "none", evidence
 
 
-def normalise_dates(series: pl.Series, kind: DateKind, *, date_order: str | None = None) -> DateColumnResult:
+def _unique_to_parse(raw: pl.Series, canonical: pl.Series) -> pl.Series:
+    """The distinct non-blank values the fast path did not read: only these go through the regexes."""
+    return (
+        pl.DataFrame({"raw": raw, "canonical": canonical})
+        .lazy()
+        .filter(pl.col("canonical").is_null() & pl.col("raw").is_not_null())
+        .select(pl.col("raw").unique())
+        .collect()
+        .to_series()
+    )
+
+
+def date_evidence(series: pl.Series, kind: DateKind) -> dict[str, bool]:
+    """What one slice of a column shows about its day/month order: {"numeric", "dmy", "mdy"}.
+
+    Merge slices with `merge_evidence`; the result given to `normalise_dates(evidence=...)` decides the
+    order as if the whole column had been seen at once. Memory: the slice's distinct values only.
+    """
+    raw = series.cast(pl.String)
+    comp = _components(_unique_to_parse(raw, _canonical(raw, kind)))
+    return _evidence(comp["a"], comp["b"])
+
+
+def merge_evidence(*found: dict[str, bool] | None) -> dict[str, bool]:
+    """Evidence of several slices of one column (any slice showing it is enough)."""
+    keys = ("numeric", "dmy", "mdy")
+    return {k: any(bool(f and f.get(k)) for f in found) for k in keys}
+
+
+def normalise_dates(
+    series: pl.Series,
+    kind: DateKind,
+    *,
+    date_order: str | None = None,
+    evidence: dict[str, bool] | None = None,
+) -> DateColumnResult:
     """Read one column of dates or datetimes into Eightfold's text form.
 
     Day/month order for numeric `a/b/yyyy` values is decided per column by `decide_order`. When it stays
     undecided, a value with both parts <= 12 and different is `ambiguous` (never guessed); when evidence
-    conflicts, each value is read only if it decides itself.
+    conflicts, each value is read only if it decides itself. `evidence` (merged `date_evidence` of the
+    whole file) makes a slice of a streamed file decide as the whole file would.
 
     >>> normalise_dates(pl.Series(["31/01/2024", "02/03/2024"]), "date").values.to_list()
     ['2024-01-31', '2024-03-02']
@@ -229,16 +278,8 @@ def normalise_dates(series: pl.Series, kind: DateKind, *, date_order: str | None
     # Fast path: values already in Eightfold's form (or ISO with a space) need no regex work, only a
     # check that they are real dates. The rest are parsed once per unique value.
     canonical = _canonical(raw, kind)
-    uniq = (
-        pl.DataFrame({"raw": raw, "canonical": canonical})
-        .lazy()
-        .filter(pl.col("canonical").is_null() & pl.col("raw").is_not_null())
-        .select(pl.col("raw").unique())
-        .collect()
-        .to_series()
-    )
-    comp = _components(uniq)
-    order, source, evidence = decide_order(comp["a"], comp["b"], date_order)
+    comp = _components(_unique_to_parse(raw, canonical))
+    order, source, evidence = decide_order(comp["a"], comp["b"], date_order, evidence=evidence)
 
     a, b = pl.col("a"), pl.col("b")
     if order == "dmy":

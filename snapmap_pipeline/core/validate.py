@@ -114,6 +114,9 @@ class ValidationResult:
     rows_quarantined: int
     date_orders: dict[str, str]
     rule_counts: dict[str, int] = field(default_factory=dict)
+    # Only when `validate(seen=...)` is given: per unique column, the values this frame kept first
+    # (columns: the field, `_kept`), to add to `seen` for the next batch of a streamed file.
+    kept: dict[str, pl.DataFrame] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -193,6 +196,8 @@ def validate(
     settings: Settings | None = None,
     date_order: str | None = None,
     known_ids: set | None = None,
+    date_evidence: dict[str, dict[str, bool]] | None = None,
+    seen: dict[str, pl.DataFrame] | None = None,
 ) -> ValidationResult:
     """Normalise the transformed frame and split valid rows from quarantined ones.
 
@@ -200,6 +205,11 @@ def validate(
     `_rule`, `_column` and `_message` in the same order. Among rows that pass every other rule, the first
     per key (and per company email) is kept and later ones are quarantined naming the kept `_row`.
     `known_ids` adds keys known from elsewhere (e.g. yesterday's snapshot) to the reference checks.
+
+    For one batch of a larger file (core/stream.py): `date_evidence` (per date field, merged
+    `dates.date_evidence` of the whole file) decides day/month order as for the whole file; `seen` (per
+    unique column: the values kept by earlier batches, columns `<field>, _kept`) makes a repeat of an
+    earlier batch's kept value a duplicate naming that row, and `result.kept` returns this batch's.
     """
     settings = settings or get_settings()
     config = validation_config(settings)
@@ -258,7 +268,12 @@ def validate(
             )
         kind = spec.type
         if kind in ("date", "datetime"):
-            res = normalise_dates(work[name], kind, date_order=order_setting)
+            res = normalise_dates(
+                work[name],
+                kind,
+                date_order=order_setting,
+                evidence=(date_evidence or {}).get(name),
+            )
             replacements.append(res.values)
             date_orders[name] = res.order
             example = "2024-03-05" if kind == "date" else "2024-03-05T14:30:00"
@@ -387,20 +402,25 @@ def validate(
     passes = ~pl.any_horizontal([pl.col(f"__f{i}") for i in range(n_plain)]) if n_plain else pl.lit(True)
     unique_cols = [("duplicate_key", schema.key)] if schema.key in names else []
     unique_cols += [("duplicate_email", n) for n in company]
+    kept: dict[str, pl.DataFrame] = {}
     for rule, name in unique_cols:
         # Only rows whose value repeats can be duplicates: find them on that subset, then flag by `_row`.
         idx = len(checks)
         flag, text = f"__f{idx}", f"__m{idx}"
         what = "key" if rule == "duplicate_key" else "email"
-        dups = (
-            work.lazy()
-            .filter(pl.col(name).is_not_null() & (pl.len().over(name) > 1))
-            .select(ROW, name, passes.alias("__passes"))
-            .with_columns(_first_row_among(pl.col(name), pl.col("__passes")).alias("__kept"))
-            .filter(pl.col("__kept").is_not_null() & (pl.col("__kept") != pl.col(ROW)))
-            .select(ROW, pl.format(f"{name} is a duplicate {what}, row {{}} was kept", "__kept").alias(text))
-            .collect()
-        )
+        message = pl.format(f"{name} is a duplicate {what}, row {{}} was kept", "__kept").alias(text)
+        if seen is None:
+            dups = (
+                work.lazy()
+                .filter(pl.col(name).is_not_null() & (pl.len().over(name) > 1))
+                .select(ROW, name, passes.alias("__passes"))
+                .with_columns(_first_row_among(pl.col(name), pl.col("__passes")).alias("__kept"))
+                .filter(pl.col("__kept").is_not_null() & (pl.col("__kept") != pl.col(ROW)))
+                .select(ROW, message)
+                .collect()
+            )
+        else:
+            dups, kept[name] = _duplicates_across(work, name, passes, seen.get(name), message)
         if dups.height == 0:
             continue
         work = work.with_columns(
@@ -457,6 +477,7 @@ def validate(
         rows_quarantined=quarantine.height,
         date_orders=date_orders,
         rule_counts=rule_counts,
+        kept=kept,
     )
     if result.rows_valid + result.rows_quarantined != rows_in:  # pragma: no cover - a bug, not input
         raise SnapMapError("row conservation broken in validation", code="row_conservation")
@@ -473,6 +494,43 @@ def validate(
         },
     )
     return result
+
+
+def _duplicates_across(
+    work: pl.DataFrame, name: str, passes: pl.Expr, prior: pl.DataFrame | None, message: pl.Expr
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Duplicates of one batch given the values kept by earlier batches (`prior`: `name`, `_kept`).
+
+    A value kept earlier keeps that row; otherwise the batch's first passing row keeps it, as for a
+    whole file. Returns (duplicate rows with their message, the values this batch kept first).
+    """
+    prior = (
+        prior.select(pl.col(name).cast(pl.String), pl.col("_kept").cast(pl.Int64))
+        if prior is not None
+        else pl.DataFrame(schema={name: pl.String, "_kept": pl.Int64})
+    )
+    rows = (
+        work.lazy()
+        .filter(pl.col(name).is_not_null())
+        .select(ROW, name, passes.alias("__passes"))
+        .join(prior.lazy().rename({"_kept": "__prior"}), on=name, how="left")
+    )
+    dups = (
+        rows.filter(pl.col("__prior").is_not_null() | (pl.len().over(name) > 1))
+        .with_columns(
+            pl.coalesce("__prior", _first_row_among(pl.col(name), pl.col("__passes"))).alias("__kept")
+        )
+        .filter(pl.col("__kept").is_not_null() & (pl.col("__kept") != pl.col(ROW)))
+        .select(ROW, message)
+        .collect()
+    )
+    new = (
+        rows.filter(pl.col("__passes") & pl.col("__prior").is_null())
+        .group_by(name)
+        .agg(pl.col(ROW).min().alias("_kept"))
+        .collect()
+    )
+    return dups, new
 
 
 def _reference_issues(

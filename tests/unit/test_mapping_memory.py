@@ -122,6 +122,9 @@ def test_override_always_wins_and_round_trips(employee, settings):
     )
     assert by["Emp Ref"].method == "override"
     assert load_overrides("acme", settings).columns == {"Supv ID": "LAST_NAME", "Emp Ref": "EMPLOYEE_ID"}
+    set_override("acme", "Supv ID", None, settings)  # "Header=" on the CLI: ignore it
+    o = load_overrides("acme", settings)
+    assert "Supv ID" not in o.columns and o.ignore == ["Supv ID"]
 
 
 def test_ignore_custom_entity_and_date_order(employee, settings):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from snapmap_pipeline.core.mapping.assign import assign, combine
+from snapmap_pipeline.core.mapping.assign import NON_EXACT_CAP, assign, combine
 from snapmap_pipeline.core.mapping.memory import MappingMemory, fingerprint
 from snapmap_pipeline.core.mapping.normalize import expanded_text
 from snapmap_pipeline.core.mapping.overrides import load_overrides
@@ -221,7 +221,10 @@ def map_columns(
         prof = (profiles or {}).get(col)
         factors[k] = value_factors(prof, schema, webmail_words)
         floors[k] = value_floor(prof, schema, webmail_words)
-    scores = np.clip(base * factors, 0.0, 1.0)
+    # values can confirm a header but only an exact name is certain, and values never overrule it
+    exact = lex >= 1.0
+    factors = np.where(exact, np.maximum(factors, 1.0), factors)
+    scores = np.clip(base * factors, 0.0, np.where(exact, 1.0, NON_EXACT_CAP))
     value_won = floors > scores
     scores = np.maximum(scores, floors)
 

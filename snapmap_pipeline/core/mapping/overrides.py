@@ -112,10 +112,11 @@ def load_overrides(tenant: str | None, settings: Settings | None = None) -> Tena
     )
 
 
-def set_override(tenant: str, header: str, target: str, settings: Settings | None = None) -> Path:
+def set_override(tenant: str, header: str, target: str | None, settings: Settings | None = None) -> Path:
     """Write header → field into the tenant's YAML (created if missing); returns the path.
 
-    The file is rewritten atomically; comments in it are not kept."""
+    `target` None (or "") puts the header under `ignore` instead. The file is rewritten atomically;
+    comments in it are not kept."""
     path = tenant_path(tenant, settings)
     raw: dict = {}
     if path.exists():
@@ -125,10 +126,14 @@ def set_override(tenant: str, header: str, target: str, settings: Settings | Non
             raise ConfigError(
                 f"{path}: cannot read: {exc}; fix the YAML first", code="bad_overrides"
             ) from exc
-    columns = dict(raw.get("columns") or {})
-    columns[header] = target
+    columns = {k: v for k, v in (raw.get("columns") or {}).items() if k != header}
+    ignore = [h for h in raw.get("ignore") or [] if h != header]
+    if target:
+        columns[header] = target
+    else:
+        ignore.append(header)
     raw["columns"] = columns
-    raw["ignore"] = [h for h in raw.get("ignore") or [] if h != header]
+    raw["ignore"] = ignore
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:

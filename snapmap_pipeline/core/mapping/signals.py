@@ -354,7 +354,8 @@ def value_factors(profile: Any, schema: EntitySchema, webmail_words: frozenset[s
         elif kind == "email" and email < 0.2 and _get(profile, "text_share", 1.0) > 0.5:
             f = 0.4
         elif date >= 0.8:
-            f = 1.1 if kind in ("date", "datetime") else 0.55
+            # dates fit date fields; free-text fields may hold them, typed ones (numbers, enums) not
+            f = 1.1 if kind in ("date", "datetime") else (0.85 if kind == "string" else 0.55)
         elif kind in ("date", "datetime") and date < 0.2:
             f = 0.6
         else:

@@ -1,0 +1,221 @@
+"""Streaming (core/stream.py): the same results as the in-memory path across batch boundaries, and a
+5M-row file through a memory cap smaller than the file.
+
+The slow test generates its file once (in chunks, bench/generate.py) under bench/data/ and runs the
+pipeline in a child process in its own cgroup v1 memory group (root, as in CI), or under RLIMIT_AS
+when no cgroup can be made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from bench.generate import generate
+from snapmap_pipeline.core.pipeline import process_bytes
+from snapmap_pipeline.core.stream import process_file, process_path
+
+ROOT = Path(__file__).resolve().parents[2]
+DROP_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+# Columns whose numbers come from the row index in bench/generate.py: shifted per chunk so ids stay
+# unique across chunks (the generator's own duplicate id "E100000" is left as it is).
+_NUMBERED = (
+    "Employee ID",
+    "Work Email",
+    "Personal Email",
+    "Phone",
+    "Manager ID",
+    "Manager Email",
+    "User ID",
+    "LinkedIn URL",
+)
+
+
+def write_generated(path: Path, rows: int, *, chunk: int = 500_000, seed: int = 42) -> Path:
+    """bench/generate.py's data written `chunk` rows at a time (flat memory), ids unique file-wide."""
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    with partial.open("wb") as fh:
+        for k, start in enumerate(range(0, rows, chunk)):
+            df = generate(min(chunk, rows - start), seed + k)
+            if start:
+                parts = r"^(.*?)(\d+)(\D*)$"
+                df = df.with_columns(
+                    pl.when(pl.col(c) == "E100000")
+                    .then(pl.col(c))
+                    .otherwise(
+                        pl.concat_str(
+                            pl.col(c).str.extract(parts, 1),
+                            (pl.col(c).str.extract(parts, 2).cast(pl.Int64) + start).cast(pl.String),
+                            pl.col(c).str.extract(parts, 3),
+                        )
+                    )
+                    .alias(c)
+                    for c in _NUMBERED
+                )
+            df.write_csv(fh, include_header=start == 0)
+    partial.rename(path)
+    return path
+
+
+# -- same answers as process_bytes ----------------------------------------------------------------------
+def test_streamed_file_matches_in_memory_path(tmp_path: Path) -> None:
+    df = generate(50_000, 7)
+    # Every row gets a skill so the Eightfold CSV (which requires one) is written and compared too.
+    df = df.with_columns(pl.col("Skills").fill_null("Python").replace("", "Python"))
+    # Duplicates far apart: rows in the last batches repeat keys and emails of the first ones.
+    df = df.with_columns(
+        pl.when(pl.int_range(pl.len()) % 4999 == 4998)
+        .then(pl.lit("E100003"))
+        .otherwise(pl.col("Employee ID"))
+        .alias("Employee ID"),
+        pl.when(pl.int_range(pl.len()) % 6007 == 6006)
+        .then(pl.lit("user5@acme-corp.com"))
+        .otherwise(pl.col("Work Email"))
+        .alias("Work Email"),
+    )
+    src = tmp_path / "workers.csv"
+    df.write_csv(src)
+
+    whole = process_bytes(src.read_bytes(), src.name, out_dir=tmp_path / "a", drop_time=DROP_TIME, quality=False)
+    streamed = process_path(src, out_dir=tmp_path / "b", drop_time=DROP_TIME, chunk_rows=7_000, quality=False)
+
+    assert streamed.outputs["streamed"]["batches"] > 5
+    assert streamed.rows_in == whole.rows_in == 50_000
+    assert streamed.rows_valid + streamed.rows_quarantined == streamed.rows_in
+    assert (streamed.rows_valid, streamed.rows_quarantined) == (whole.rows_valid, whole.rows_quarantined)
+    for name in ("employee.xml", "EMPLOYEE-MAIN.csv", "quarantine.csv"):
+        assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes(), name
+    assert streamed.outputs["xsd_errors"] == []
+
+    def norm(issues: list) -> list[str]:
+        return sorted(json.dumps(i, sort_keys=True) for i in issues)
+
+    assert norm(streamed.issues) == norm(whole.issues)
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert report["rows_in"] == report["rows_valid"] + report["rows_quarantined"]
+
+
+def test_day_first_evidence_late_in_the_file_decides_every_batch(tmp_path: Path) -> None:
+    # Only the last row shows the order (31/01); the earlier "02/03/2024" values are read day-first too.
+    lines = ["Employee ID,First Name,Last Name,Work Email,Hire Date"]
+    lines += [f"E{i},Ann,Lee,a{i}@acme-corp.com,02/03/2024" for i in range(12_000)]
+    lines.append("X1,Bob,Lee,b@acme-corp.com,31/01/2024")
+    src = tmp_path / "late.csv"
+    src.write_text("\n".join(lines) + "\n", encoding="cp1252")
+
+    whole = process_bytes(src.read_bytes(), src.name, out_dir=tmp_path / "a", drop_time=DROP_TIME, quality=False)
+    streamed = process_path(src, out_dir=tmp_path / "b", drop_time=DROP_TIME, chunk_rows=500, quality=False)
+
+    assert streamed.outputs["streamed"]["batches"] > 3
+    assert streamed.rows_quarantined == whole.rows_quarantined == 0
+    assert (tmp_path / "b" / "employee.xml").read_bytes() == (tmp_path / "a" / "employee.xml").read_bytes()
+    assert "2024-03-02" in (tmp_path / "b" / "employee.xml").read_text(encoding="utf-8")
+
+
+def test_legacy_encoding_is_transcoded_and_small_files_stay_in_memory(tmp_path: Path) -> None:
+    src = tmp_path / "legacy.csv"
+    rows = ["Employee ID,First Name,Last Name,Work Email"]
+    rows += [f"E{i},Zoë,Müller,z{i}@acme-corp.com" for i in range(6_000)]
+    src.write_bytes(("\n".join(rows) + "\n").encode("cp1252"))
+
+    streamed = process_file(src, out_dir=tmp_path / "b", drop_time=DROP_TIME, quality=False, stream_above=0, chunk_rows=300)
+    whole = process_file(src, out_dir=tmp_path / "a", drop_time=DROP_TIME, quality=False)
+
+    assert "streamed" in streamed.outputs and "streamed" not in whole.outputs
+    assert streamed.read["encoding"] == whole.read["encoding"] == "cp1252"
+    assert (tmp_path / "b" / "employee.xml").read_bytes() == (tmp_path / "a" / "employee.xml").read_bytes()
+    assert "Müller" in (tmp_path / "b" / "employee.xml").read_text(encoding="utf-8")
+
+
+# -- larger than memory ---------------------------------------------------------------------------------
+BIG_ROWS = 5_000_000
+CAP_BYTES = 1200 * 1024 * 1024
+# RLIMIT_AS counts reserved address space (polars/jemalloc and thread stacks reserve far more than they
+# touch), so that fallback needs a looser cap; the cgroup caps what is really used.
+CAP_AS_BYTES = 4 * 1024 * 1024 * 1024
+
+_CHILD = """
+import json, sys, time
+from datetime import UTC, datetime
+from pathlib import Path
+from snapmap_pipeline.core.stream import process_path
+t = time.perf_counter()
+r = process_path(Path(sys.argv[1]), out_dir=Path(sys.argv[2]), drop_time=datetime(2026, 1, 1, tzinfo=UTC))
+print("@@" + json.dumps({"rows_in": r.rows_in, "valid": r.rows_valid, "quarantined": r.rows_quarantined,
+      "seconds": time.perf_counter() - t, "xsd_errors": len(r.outputs["xsd_errors"]),
+      "quality_sampled": r.outputs["quality"]["sampled"]}))
+"""
+
+
+def _memory_cgroup() -> Path | None:
+    """A fresh cgroup v1 memory group under this process's own (so it nests in any parent's limits)."""
+    base = Path("/sys/fs/cgroup/memory")
+    if not base.is_dir() or os.geteuid() != 0:
+        return None
+    own = next(
+        (line.split(":", 2)[2].strip() for line in Path("/proc/self/cgroup").read_text().splitlines()
+         if line.split(":", 2)[1] == "memory"),
+        "/",
+    )
+    group = base / own.lstrip("/") / f"snapmap-stream-{os.getpid()}"
+    try:
+        group.mkdir(exist_ok=True)
+        (group / "memory.limit_in_bytes").write_text(str(CAP_BYTES))
+        swap = group / "memory.memsw.limit_in_bytes"
+        if swap.exists():
+            swap.write_text(str(CAP_BYTES))  # no escaping the cap into swap
+    except OSError:
+        return None
+    return group
+
+
+def _run_capped(args: list[str]) -> tuple[int, str, dict]:
+    group = _memory_cgroup()
+    if group is not None:
+        def limit() -> None:
+            (group / "tasks").write_text(str(os.getpid()))
+    else:
+        def limit() -> None:
+            resource.setrlimit(resource.RLIMIT_AS, (CAP_AS_BYTES, CAP_AS_BYTES))
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=limit)
+    out, err = proc.communicate()
+    facts: dict = {"wall_seconds": time.perf_counter() - started, "cgroup": group is not None}
+    facts["child_maxrss_bytes"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    if group is not None:
+        facts["cgroup_max_usage_bytes"] = int((group / "memory.max_usage_in_bytes").read_text())
+        oom = (group / "memory.oom_control").read_text()
+        facts["oom_kills"] = int(next((l.split()[1] for l in oom.splitlines() if l.startswith("oom_kill ")), 0))
+        group.rmdir()
+    return proc.returncode, out.decode() + err.decode()[-3000:], facts
+
+
+@pytest.mark.slow
+def test_five_million_rows_under_a_cap_smaller_than_the_file(tmp_path: Path) -> None:
+    src = write_generated(ROOT / "bench" / "data" / f"streaming_employees_{BIG_ROWS}.csv", BIG_ROWS)
+    assert src.stat().st_size > CAP_BYTES  # larger than the memory it may use
+
+    code, output, facts = _run_capped([sys.executable, "-c", _CHILD, str(src), str(tmp_path / "out")])
+
+    assert code == 0, output[-3000:]
+    result = json.loads(output.split("@@", 1)[1].splitlines()[0])
+    sys.stderr.write(f"\nstreaming 5M: {json.dumps({**result, **facts})}\n")
+    assert result["rows_in"] == BIG_ROWS
+    assert result["valid"] + result["quarantined"] == BIG_ROWS
+    assert result["xsd_errors"] == 0 and result["quality_sampled"] is True
+    assert facts["child_maxrss_bytes"] < (CAP_BYTES if facts["cgroup"] else CAP_AS_BYTES)
+    assert facts.get("oom_kills", 0) == 0
