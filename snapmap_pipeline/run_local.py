@@ -62,14 +62,17 @@ class FileOutcome:
         if self.blocked:
             return (
                 head
-                + f"{self.entity or '?'}, {self.rows_in} rows, blocked: review {'; '.join(self.blocked[:3])}"
+                + f"{self.entity or '?'}, {self.rows_in} rows, BLOCKED for review:\n      "
+                + "\n      ".join(self.blocked[:3])
             )
         if not self.success:
             return head + f"failed: {self.error or 'see the run in the UI'}"
-        outs = ", ".join(f"{k}={v}" for k, v in self.outputs.items() if v)
+        xml = self.outputs.get("xml")
+        where = f" → {Path(xml).parent}" if xml else ""
+        csv = "" if self.outputs.get("csv") else " (CSV skipped: see report)"
         return head + (
             f"{self.entity}, {self.rows_in} rows, {self.rows_valid} valid, "
-            f"{self.rows_quarantined} quarantined; {outs}"
+            f"{self.rows_quarantined} quarantined{csv}{where}"
         )
 
 
@@ -94,8 +97,10 @@ def execute_request(
 ) -> dg.ExecuteInProcessResult:
     job = defs.resolve_job_def(req.job_name or "process_drop")
     tags = {**req.tags, "dagster/run_key": req.run_key or ""}
+    # The run's full event log is in the instance (and the UI); the console only gets the summary.
+    quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     return job.execute_in_process(
-        instance=instance, partition_key=req.partition_key, tags=tags, raise_on_error=False
+        run_config=quiet, instance=instance, partition_key=req.partition_key, tags=tags, raise_on_error=False
     )
 
 
@@ -131,7 +136,11 @@ def outcome(result: dg.ExecuteInProcessResult, req: dg.RunRequest) -> FileOutcom
 
 
 def process_drops(
-    instance: dg.DagsterInstance, defs: dg.Definitions, sensor_name: str = "local_drop_sensor", ticks: int = 2
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    sensor_name: str = "local_drop_sensor",
+    ticks: int = 2,
+    progress: Any = None,
 ) -> list[FileOutcome]:
     """`ticks` sensor ticks (a file is taken once it looked the same twice), each followed by its runs.
 
@@ -143,6 +152,8 @@ def process_drops(
     for _ in range(ticks):
         requests, cursor = sensor_tick(instance, defs, sensor_name, cursor)
         for req in requests:
+            if progress is not None:
+                progress(req)
             outcomes.append(outcome(execute_request(instance, defs, req), req))
     if cursor is not None:
         instance.run_storage.set_cursor_values({state_key: cursor})
@@ -150,16 +161,22 @@ def process_drops(
 
 
 def main() -> int:
-    configure()
+    # Step logs stay in the instance (the UI shows them); the console shows progress and the summary.
+    configure(level=os.environ.get("SNAPMAP_LOG_LEVEL", "WARNING"))
     home = ensure_instance_home()
     from snapmap_pipeline.defs import defs
     from snapmap_pipeline.settings import get_settings
 
     settings = get_settings()
     instance = dg.DagsterInstance.get()
-    outcomes = process_drops(instance, defs)
     out = sys.stdout
-    out.write(f"SnapMap: {len(outcomes)} new file(s) from {settings.drop_root}\n")
+
+    def progress(req: dg.RunRequest) -> None:
+        out.write(f"  running {req.tags.get('snapmap/path', req.partition_key)} …\n")
+        out.flush()
+
+    outcomes = process_drops(instance, defs, progress=progress)
+    out.write(f"\nSnapMap: {len(outcomes)} new file(s) from {settings.drop_root}\n")
     for o in outcomes:
         out.write("  " + o.line() + "\n")
     if not outcomes:

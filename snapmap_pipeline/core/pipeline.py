@@ -65,6 +65,22 @@ def read_step(data: bytes, filename: str, settings: Settings | None = None, *, s
     return df, report
 
 
+def tenant_settings(tenant: str | None, settings: Settings | None = None) -> Settings:
+    """Settings with the tenant's overrides merged in (its webmail list, its date order)."""
+    from snapmap_pipeline.core.mapping import load_overrides
+
+    settings = settings or get_settings()
+    if not tenant:
+        return settings
+    o = load_overrides(tenant, settings)
+    update: dict[str, Any] = {}
+    if o.webmail_domains:
+        update["webmail_domains"] = ",".join([settings.webmail_domains, *o.webmail_domains])
+    if o.date_order:
+        update["date_order"] = o.date_order
+    return settings.model_copy(update=update) if update else settings
+
+
 def source_columns(df: pl.DataFrame) -> list[str]:
     return [c for c in df.columns if c != ROW]
 
@@ -85,9 +101,9 @@ def infer_step(
     from snapmap_pipeline.core.mapping import load_overrides
     from snapmap_pipeline.core.profile import profile_frame
 
-    settings = settings or get_settings()
+    settings = tenant_settings(tenant, settings)
     cols = source_columns(df)
-    profiles = profile_frame(df.select(cols))
+    profiles = profile_frame(df.select(cols), settings=settings)
     forced = entity or (load_overrides(tenant, settings).entity if tenant else None)
     if forced:
         load_schema(forced)  # unknown names fail here with a clear error
@@ -146,12 +162,10 @@ def validate_step(
     settings: Settings | None = None,
 ) -> Validated:
     """Mapped → transformed (SQL model) → validated; quarantine keeps the source columns."""
-    from snapmap_pipeline.core.mapping import load_overrides
     from snapmap_pipeline.core.transform import apply_mapping, transform
     from snapmap_pipeline.core.validate import attach_source, validate
 
-    settings = settings or get_settings()
-    overrides = load_overrides(tenant, settings) if tenant else None
+    settings = tenant_settings(tenant, settings)
     mapped = apply_mapping(df, mapping, schema)
     transformed, treport = transform(
         mapped,
@@ -165,7 +179,7 @@ def validate_step(
         schema,
         operation,
         settings=settings,
-        date_order=(overrides.date_order if overrides else None) or settings.date_order,
+        date_order=settings.date_order,
     )
     quarantine = attach_source(df, result.quarantine)
     log.info(
