@@ -64,7 +64,7 @@ def process_file(
     settings: Settings | None = None,
     quality: bool = True,
     stream_above: int = STREAM_ABOVE_BYTES,
-    chunk_rows: int = 200_000,
+    chunk_rows: int = 50_000,
 ) -> ProcessReport:
     """`process_path` for CSV files above `stream_above` bytes, `process_bytes` otherwise (and for Excel,
     which cannot be streamed). Same outputs and report either way."""
@@ -274,7 +274,9 @@ class _References:
     ref: str
     target: str
     keys: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={"k": pl.String}))
-    pending: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={"k": pl.String, "n": pl.UInt32}))
+    pending: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema={"k": pl.String, "n": pl.UInt32})
+    )
 
     def add(self, frame: pl.DataFrame) -> None:
         if self.ref not in frame.columns or self.target not in frame.columns:
@@ -285,9 +287,7 @@ class _References:
         refs = refs.join(batch_keys, on="k", how="anti").join(self.keys, on="k", how="anti")
         if refs.height:
             self.pending = (
-                pl.concat([self.pending, refs.cast({"n": pl.UInt32})])
-                .group_by("k")
-                .agg(pl.col("n").sum())
+                pl.concat([self.pending, refs.cast({"n": pl.UInt32})]).group_by("k").agg(pl.col("n").sum())
             )
         new = batch_keys.join(self.keys, on="k", how="anti")
         if new.height:
@@ -344,7 +344,7 @@ def process_path(
     operation: str = "ingest",
     drop_time: datetime | None = None,
     settings: Settings | None = None,
-    chunk_rows: int = 200_000,
+    chunk_rows: int = 50_000,
     quality: bool = True,
 ) -> ProcessReport:
     """Process a CSV file of any size in bounded memory; same outputs and report.json as `process_bytes`.
@@ -587,7 +587,10 @@ def _export_pass(
 
     overrides = load_overrides(tenant, settings) if tenant else None
     date_order = (overrides.date_order if overrides else None) or settings.date_order
-    refs = [_References(r, t) for r, t in validation_config(settings).reference_checks.get(schema.entity, {}).items()]
+    refs = [
+        _References(r, t)
+        for r, t in validation_config(settings).reference_checks.get(schema.entity, {}).items()
+    ]
     seen: dict[str, pl.DataFrame] = {}
     required_csv = schema.required_for(operation, "csv")
     csv_state: dict[str, Any] = {"reason": None, "blank": {}, "files": [], "rows": 0}
@@ -647,7 +650,11 @@ def _export_pass(
             return
         for name in required_csv:
             if name in valid.columns:
-                blank = int(valid.select((pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")).sum()).item())
+                blank = int(
+                    valid.select(
+                        (pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")).sum()
+                    ).item()
+                )
                 if blank:
                     csv_state["blank"][name] = csv_state["blank"].get(name, 0) + blank
         if csv_state["blank"]:

@@ -88,7 +88,9 @@ def test_streamed_file_matches_in_memory_path(tmp_path: Path) -> None:
     src = tmp_path / "workers.csv"
     df.write_csv(src)
 
-    whole = process_bytes(src.read_bytes(), src.name, out_dir=tmp_path / "a", drop_time=DROP_TIME, quality=False)
+    whole = process_bytes(
+        src.read_bytes(), src.name, out_dir=tmp_path / "a", drop_time=DROP_TIME, quality=False
+    )
     streamed = process_path(src, out_dir=tmp_path / "b", drop_time=DROP_TIME, chunk_rows=7_000, quality=False)
 
     assert streamed.outputs["streamed"]["batches"] > 5
@@ -115,7 +117,9 @@ def test_day_first_evidence_late_in_the_file_decides_every_batch(tmp_path: Path)
     src = tmp_path / "late.csv"
     src.write_text("\n".join(lines) + "\n", encoding="cp1252")
 
-    whole = process_bytes(src.read_bytes(), src.name, out_dir=tmp_path / "a", drop_time=DROP_TIME, quality=False)
+    whole = process_bytes(
+        src.read_bytes(), src.name, out_dir=tmp_path / "a", drop_time=DROP_TIME, quality=False
+    )
     streamed = process_path(src, out_dir=tmp_path / "b", drop_time=DROP_TIME, chunk_rows=500, quality=False)
 
     assert streamed.outputs["streamed"]["batches"] > 3
@@ -130,7 +134,9 @@ def test_legacy_encoding_is_transcoded_and_small_files_stay_in_memory(tmp_path: 
     rows += [f"E{i},Zoë,Müller,z{i}@acme-corp.com" for i in range(6_000)]
     src.write_bytes(("\n".join(rows) + "\n").encode("cp1252"))
 
-    streamed = process_file(src, out_dir=tmp_path / "b", drop_time=DROP_TIME, quality=False, stream_above=0, chunk_rows=300)
+    streamed = process_file(
+        src, out_dir=tmp_path / "b", drop_time=DROP_TIME, quality=False, stream_above=0, chunk_rows=300
+    )
     whole = process_file(src, out_dir=tmp_path / "a", drop_time=DROP_TIME, quality=False)
 
     assert "streamed" in streamed.outputs and "streamed" not in whole.outputs
@@ -165,8 +171,11 @@ def _memory_cgroup() -> Path | None:
     if not base.is_dir() or os.geteuid() != 0:
         return None
     own = next(
-        (line.split(":", 2)[2].strip() for line in Path("/proc/self/cgroup").read_text().splitlines()
-         if line.split(":", 2)[1] == "memory"),
+        (
+            line.split(":", 2)[2].strip()
+            for line in Path("/proc/self/cgroup").read_text().splitlines()
+            if line.split(":", 2)[1] == "memory"
+        ),
         "/",
     )
     group = base / own.lstrip("/") / f"snapmap-stream-{os.getpid()}"
@@ -184,9 +193,11 @@ def _memory_cgroup() -> Path | None:
 def _run_capped(args: list[str]) -> tuple[int, str, dict]:
     group = _memory_cgroup()
     if group is not None:
+
         def limit() -> None:
             (group / "tasks").write_text(str(os.getpid()))
     else:
+
         def limit() -> None:
             resource.setrlimit(resource.RLIMIT_AS, (CAP_AS_BYTES, CAP_AS_BYTES))
 
@@ -199,7 +210,9 @@ def _run_capped(args: list[str]) -> tuple[int, str, dict]:
     if group is not None:
         facts["cgroup_max_usage_bytes"] = int((group / "memory.max_usage_in_bytes").read_text())
         oom = (group / "memory.oom_control").read_text()
-        facts["oom_kills"] = int(next((l.split()[1] for l in oom.splitlines() if l.startswith("oom_kill ")), 0))
+        facts["oom_kills"] = int(
+            next((x.split()[1] for x in oom.splitlines() if x.startswith("oom_kill ")), 0)
+        )
         group.rmdir()
     return proc.returncode, out.decode() + err.decode()[-3000:], facts
 

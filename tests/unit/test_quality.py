@@ -83,3 +83,31 @@ def test_failures_are_named_and_sampling_is_reported(schema: EntitySchema, tmp_p
 def test_a_missing_required_column_fails_the_suite(schema: EntitySchema, tmp_path: Path) -> None:
     out = run_quality(_frame(4).drop("NAME"), schema, "ingest", tmp_path / "q")
     assert "expect_column_to_exist" in " ".join(out["failed"])
+
+
+def test_background_worker_gives_the_same_report_as_in_process(tmp_path: Path) -> None:
+    from snapmap_pipeline.core.quality import BackgroundQuality
+    from snapmap_pipeline.core.schema import load_schema
+    from tests.unit.synthetic import synthetic_rows
+
+    employee = load_schema("employee")
+    frame = synthetic_rows(employee, "ingest", n=6, custom=False)
+    frame = (
+        frame.with_columns(
+            pl.when(pl.col("_row") == frame["_row"][0])
+            .then(pl.lit("x y"))
+            .otherwise(pl.col("EMPLOYEE_ID"))
+            .alias("EMPLOYEE_ID")
+        )
+        if "_row" in frame.columns
+        else frame
+    )
+    here = run_quality(frame, employee, "ingest", tmp_path / "here", sample_rows=4)
+    with BackgroundQuality() as bq:
+        there = bq.submit(frame, employee, "ingest", tmp_path / "there", sample_rows=4).result(timeout=300)
+    assert {k: there[k] for k in ("success", "evaluated", "failed", "sampled", "sample_rows")} == {
+        k: here[k] for k in ("success", "evaluated", "failed", "sampled", "sample_rows")
+    }
+    assert there["sampled"] is True
+    assert Path(there["docs_path"]).is_file()
+    assert not (tmp_path / "there" / "_sample.parquet").exists()
