@@ -92,16 +92,6 @@ def test_background_worker_gives_the_same_report_as_in_process(tmp_path: Path) -
 
     employee = load_schema("employee")
     frame = synthetic_rows(employee, "ingest", n=6, custom=False)
-    frame = (
-        frame.with_columns(
-            pl.when(pl.col("_row") == frame["_row"][0])
-            .then(pl.lit("x y"))
-            .otherwise(pl.col("EMPLOYEE_ID"))
-            .alias("EMPLOYEE_ID")
-        )
-        if "_row" in frame.columns
-        else frame
-    )
     here = run_quality(frame, employee, "ingest", tmp_path / "here", sample_rows=4)
     with BackgroundQuality() as bq:
         there = bq.submit(frame, employee, "ingest", tmp_path / "there", sample_rows=4).result(timeout=300)
