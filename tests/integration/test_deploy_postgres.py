@@ -146,7 +146,10 @@ def test_twenty_drops_run_queued_two_at_a_time_on_postgres_and_s3(deployment, s3
         running = instance.get_runs_count(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
         most_started = max(most_started, running)
         done = instance.get_runs(
-            dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE])
+            dg.RunsFilter(
+                job_name="process_drop",
+                statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
+            )
         )
         if len(done) >= FILES:
             break

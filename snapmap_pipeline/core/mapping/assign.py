@@ -12,12 +12,18 @@ NULL_THRESHOLD = 0.5  # below this a column maps to nothing (distractors: "Shirt
 LIST_SLOTS = 3
 AGREEMENT = 0.25  # lexical and semantic agreeing on a field adds this share of the weaker one
 NON_EXACT_CAP = 0.97
+# The embedding model is one signal, not a judge: with no lexical support at all (no shared or
+# near-shared word) its score is damped, since cosine alone confuses siblings (middle → last name,
+# nationality → race, user id → candidate id).
+SEM_SUPPORT = 0.25
+SEM_ALONE = 0.8
 
 
 def combine(lexical: np.ndarray, semantic: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """(score, semantic_won): max of the two signals plus a share of the weaker when both agree."""
     if semantic is None:
         return lexical.copy(), np.zeros_like(lexical, dtype=bool)
+    semantic = np.where(lexical >= SEM_SUPPORT, semantic, semantic * SEM_ALONE)
     hi = np.maximum(lexical, semantic)
     lo = np.minimum(lexical, semantic)
     score = np.where(lexical >= 0.9, lexical, np.minimum(hi + AGREEMENT * lo, NON_EXACT_CAP))
