@@ -78,12 +78,12 @@ def _source(kind: str) -> Callable[[], str]:
 def _dagster() -> str:
     import dagster as dg
 
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
-        raise RuntimeError(
-            "DAGSTER_HOME is not set; `make run` and `make ui` set it to .snapmap/dagster_home"
-        )
-    with dg.DagsterInstance.get() as instance:
+    from snapmap_pipeline.settings import PROJECT_ROOT
+
+    home = os.environ.get("DAGSTER_HOME") or str(PROJECT_ROOT / ".snapmap" / "dagster_home")
+    if not os.path.isdir(home):
+        raise RuntimeError(f"no Dagster instance at {home}: run `make run` first, or set DAGSTER_HOME")
+    with dg.DagsterInstance.from_config(home) as instance:
         instance.get_runs(limit=1)
         return f"Dagster storage reachable ({type(instance.run_storage).__name__} in {home})"
 

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     webmail_domains: str = DEFAULT_WEBMAIL
     date_order: str | None = Field(None, description="Force 'dmy' or 'mdy' for ambiguous dates.")
     quality_sample_rows: int = 100_000
+    stream_above_bytes: int = Field(
+        64 * 1024 * 1024, description="CSV files larger than this are streamed in bounded memory."
+    )
 
     log_format: str = Field("text", description="text or json.")
     log_level: str = "INFO"

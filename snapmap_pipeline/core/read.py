@@ -288,6 +288,39 @@ def _parse_rows(text: str, delimiter: str, limit: int, truncated: bool) -> list[
 
 
 # -- encodings -------------------------------------------------------------------------------------------
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def detect_encoding(sample: bytes, filename: str = "") -> str:
+    """The encoding of a file from its first bytes, by the rules `read_bytes` applies to the whole file.
+
+    For readers that stream a file and cannot hold it: "utf-8-sig" (BOM), a UTF-16/32 name (BOM, or
+    BOM-less UTF-16), "utf-8" when the sample is valid UTF-8, else the legacy guess (cp1252, or what
+    charset-normalizer finds). A file valid UTF-8 only in its sample fails later, when it is parsed.
+
+    >>> detect_encoding("Zoë".encode("cp1252") + b",x\\n")
+    'cp1252'
+    """
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    for bom, name in _BOMS:
+        if sample.startswith(bom):
+            return name
+    bomless = _bomless_utf16(sample[:4096])
+    if bomless:
+        return bomless
+    try:
+        codecs.getincrementaldecoder("utf-8")("strict").decode(sample, final=False)
+    except UnicodeDecodeError:
+        return _decode_legacy(sample, filename)[1]
+    return "utf-8"
+
+
 def _to_utf8(data: bytes, filename: str) -> tuple[bytes, str]:
     """UTF-8 bytes for polars and the source encoding's name. UTF-8 input is returned as is (no copy)."""
     if data.startswith(codecs.BOM_UTF8):

@@ -1,19 +1,29 @@
 """Larger-than-memory processing: a CSV file is streamed in record-aligned byte blocks through the same
 map → transform → validate → export steps as `process_bytes`, in bounded memory. No Dagster imports here.
 
-Memory is one block's frames plus what whole-file rules must remember: the values of the key and of
-company emails kept so far (with the row that kept them) and the distinct keys for the reference check,
-i.e. proportional to the number of distinct keys (about 40-60 bytes per row), never to the file size.
+Memory is one block's frames, one XML chunk being checked against the XSD, the quality sample, and what
+whole-file rules must remember. A first pass over the file reads only the columns behind dates, keys,
+company emails and references: it gathers the day/month evidence and, as 64-bit hashes, which key and
+email values occur more than once and which references match no key. The second pass then remembers
+only the values that repeat (exactly, so a hash collision can only cost memory, never a wrong result);
+the reference count can be off only if two different ids share a 64-bit hash (odds about n²/2⁶⁵, under
+one in a million at 5M rows), and it is a warning, never a rejection.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
+import os
+import pickle
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,26 +39,33 @@ from snapmap_pipeline.core.pipeline import (
     process_bytes,
     read_step,
     review_or_raise,
+    tenant_settings,
 )
+from snapmap_pipeline.core.read import detect_encoding
 from snapmap_pipeline.core.schema import EntitySchema, load_schema
-from snapmap_pipeline.errors import CellTooLargeError, DecodeError, InputError, MappingReviewError
+from snapmap_pipeline.errors import (
+    CellTooLargeError,
+    DecodeError,
+    InputError,
+    MappingReviewError,
+    SnapMapError,
+)
 from snapmap_pipeline.logs import get_logger
 from snapmap_pipeline.settings import Settings, get_settings
 
 log = get_logger(__name__)
 
-# Files above this size are streamed by `process_file`; smaller ones are read whole (faster).
-STREAM_ABOVE_BYTES = 64 * 1024 * 1024
 PREFIX_BYTES = 4 * 1024 * 1024  # header, delimiter, profiles, entity and mapping come from this much
 SAMPLE_BYTES = 1024 * 1024  # encoding detection looks at this much
 COPY_BLOCK = 4 * 1024 * 1024  # transcoding and file appends move this much at a time
 MIN_BLOCK_BYTES = 64 * 1024
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32-le"),
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
+XML_SLICE_ROWS = 10_000
+_BOMS = {
+    "utf-32-le": codecs.BOM_UTF32_LE,
+    "utf-32-be": codecs.BOM_UTF32_BE,
+    "utf-16-le": codecs.BOM_UTF16_LE,
+    "utf-16-be": codecs.BOM_UTF16_BE,
+}
 _DATE_KINDS = ("date", "datetime")
 
 
@@ -63,13 +80,15 @@ def process_file(
     drop_time: datetime | None = None,
     settings: Settings | None = None,
     quality: bool = True,
-    stream_above: int = STREAM_ABOVE_BYTES,
+    stream_above: int | None = None,
     chunk_rows: int = 50_000,
 ) -> ProcessReport:
-    """`process_path` for CSV files above `stream_above` bytes, `process_bytes` otherwise (and for Excel,
-    which cannot be streamed). Same outputs and report either way."""
+    """`process_path` for CSV files above `stream_above` bytes (default: SNAPMAP_STREAM_ABOVE_BYTES),
+    `process_bytes` otherwise (and for Excel, which cannot be streamed). Same outputs and report."""
+    settings = settings or get_settings()
+    limit = settings.stream_above_bytes if stream_above is None else stream_above
     path = Path(path)
-    if path.stat().st_size > stream_above and not _is_excel(path):
+    if path.stat().st_size > limit and not _is_excel(path):
         return process_path(
             path,
             out_dir=out_dir,
@@ -101,33 +120,14 @@ def _is_excel(path: Path) -> bool:
 
 
 # -- encodings --------------------------------------------------------------------------------------
-def _source_encoding(sample: bytes, filename: str) -> str:
-    """The file's encoding from its first bytes, with the same rules as core/read.py."""
-    from snapmap_pipeline.core.read import _bomless_utf16, _decode_legacy
-
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    for bom, name in _BOMS:
-        if sample.startswith(bom):
-            return name
-    bomless = _bomless_utf16(sample[:4096])
-    if bomless:
-        return bomless
-    try:
-        codecs.getincrementaldecoder("utf-8")("strict").decode(sample, final=False)
-    except UnicodeDecodeError:
-        return _decode_legacy(sample, filename)[1]
-    return "utf-8"
-
-
 def _transcode(src: Path, encoding: str, dest: Path, filename: str) -> None:
     """Re-encode `src` as UTF-8 into `dest` in fixed-size blocks (flat memory), dropping a BOM."""
     decoder = codecs.getincrementaldecoder(encoding)("strict")
-    skip = next((len(bom) for bom, name in _BOMS if name == encoding), 0)
-    offset = 0
+    bom = _BOMS.get(encoding)
+    with src.open("rb") as fin:
+        offset = len(bom) if bom and fin.read(len(bom)) == bom else 0
     with src.open("rb") as fin, dest.open("wb") as fout:
-        fin.seek(skip)
-        offset = skip
+        fin.seek(offset)
         while block := fin.read(COPY_BLOCK):
             try:
                 fout.write(decoder.decode(block).encode("utf-8"))
@@ -145,6 +145,62 @@ def _transcode(src: Path, encoding: str, dest: Path, filename: str) -> None:
                 f"'{filename}' ends inside a {encoding} character. Re-export it as UTF-8 CSV (or XLSX).",
                 file=filename,
             ) from exc
+
+
+# -- the mapping, in a short-lived process ------------------------------------------------------------
+def _infer_and_map(
+    prefix: bytes,
+    filename: str,
+    entity: str | None,
+    tenant: str | None,
+    operation: str,
+    settings: Settings,
+) -> tuple[Any, Any]:
+    """(EntityGuess, Mapping) from the file's prefix: what `process_bytes` decides before validating."""
+    df, _ = read_step(prefix, filename, settings)
+    guess, profiles = infer_step(df, filename, entity=entity, tenant=tenant, settings=settings)
+    schema = load_schema(guess.entity)
+    schema.operation(operation)
+    mapping = map_step(df, profiles, schema, tenant=tenant, filename=filename, settings=settings)
+    return guess, mapping
+
+
+def _infer_and_map_isolated(tmp: Path, *args: Any) -> tuple[Any, Any]:
+    """`_infer_and_map` in a fresh Python process: the embedding model (about 700 MB resident, never
+    given back to the OS) lives and dies there, so the data passes run without it.
+
+    A plain subprocess rather than multiprocessing's spawn, which re-runs the caller's main script.
+    Arguments and result (or the SnapMapError raised) travel as pickles through `tmp`.
+    """
+    job, result = tmp / "mapping.args", tmp / "mapping.result"
+    job.write_bytes(pickle.dumps(args))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    code = (
+        "import sys; from snapmap_pipeline.core.stream import _mapping_child; _mapping_child(*sys.argv[1:])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(job), str(result)], capture_output=True, env=env, check=False
+    )
+    if proc.returncode != 0 or not result.exists():
+        tail = proc.stderr.decode(errors="replace")[-2000:]
+        raise SnapMapError(
+            f"the mapping process failed (exit {proc.returncode}); its last output: {tail}",
+            code="mapping_process_failed",
+        )
+    ok, value = pickle.loads(result.read_bytes())
+    if not ok:
+        raise value
+    return value
+
+
+def _mapping_child(job: str, result: str) -> None:
+    """Entry point of the mapping process (see `_infer_and_map_isolated`)."""
+    args = pickle.loads(Path(job).read_bytes())
+    try:
+        out: tuple[bool, Any] = (True, _infer_and_map(*args))
+    except SnapMapError as exc:
+        out = (False, exc)
+    Path(result).write_bytes(pickle.dumps(out))
 
 
 # -- record-aligned blocks --------------------------------------------------------------------------
@@ -198,8 +254,11 @@ class _Layout:
     names: list[str]
 
 
-def _parse(buf: bytes, layout: _Layout, first: bool, filename: str) -> pl.DataFrame:
-    """One block as an all-string frame named like the prefix read (same polars options as read.py)."""
+def _parse(
+    buf: bytes, layout: _Layout, first: bool, filename: str, *, columns: list[int] | None = None
+) -> pl.DataFrame:
+    """One block as an all-string frame named like the prefix read (same polars options as read.py);
+    only the `columns` positions when given (polars then skips the other cells' values)."""
     schema = {f"c{i}": pl.String for i in range(len(layout.names))}
     try:
         df = pl.read_csv(
@@ -211,6 +270,7 @@ def _parse(buf: bytes, layout: _Layout, first: bool, filename: str) -> pl.DataFr
             null_values=[""],
             quote_char='"',
             missing_columns="insert",
+            columns=columns,
         )
     except (pl.exceptions.ComputeError, pl.exceptions.SchemaError) as exc:
         text = str(exc).lower()
@@ -223,7 +283,7 @@ def _parse(buf: bytes, layout: _Layout, first: bool, filename: str) -> pl.DataFr
                 file=filename,
             ) from exc
         raise
-    df.columns = layout.names
+    df.columns = layout.names if columns is None else [layout.names[i] for i in columns]
     return df.slice(1) if first else df
 
 
@@ -254,7 +314,7 @@ def _check_cells(df: pl.DataFrame, filename: str, settings: Settings) -> None:
             )
 
 
-# -- whole-file state -------------------------------------------------------------------------------
+# -- pass 1: the whole-file facts --------------------------------------------------------------------
 @dataclass
 class _Sub:
     source: str
@@ -267,46 +327,114 @@ class _SubMapping:
 
 
 @dataclass
-class _References:
-    """Reference checks (e.g. MANAGER_ID → EMPLOYEE_ID) over the whole file: the distinct keys seen so
-    far and the references not matched yet, with their row counts."""
+class _Scan:
+    """What pass 1 learnt about the whole file (all small)."""
 
-    ref: str
-    target: str
-    keys: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={"k": pl.String}))
-    pending: pl.DataFrame = field(
-        default_factory=lambda: pl.DataFrame(schema={"k": pl.String, "n": pl.UInt32})
-    )
+    evidence: dict[str, dict[str, bool]] = field(default_factory=dict)
+    # Per unique field (key, company emails): hashes of the values that occur more than once.
+    repeated: dict[str, pl.Series] = field(default_factory=dict)
+    # Per reference field (e.g. MANAGER_ID): (target, values matching no target in the file).
+    unknown_refs: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # Per block: a checksum of the scanned fields, which pass 2 must see again (same values).
+    checksums: list[int] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)
 
-    def add(self, frame: pl.DataFrame) -> None:
-        if self.ref not in frame.columns or self.target not in frame.columns:
-            return
-        batch_keys = frame.select(pl.col(self.target).drop_nulls().unique().alias("k"))
-        self.pending = self.pending.join(batch_keys, on="k", how="anti")
-        refs = frame.select(pl.col(self.ref).alias("k")).drop_nulls().group_by("k").agg(pl.len().alias("n"))
-        refs = refs.join(batch_keys, on="k", how="anti").join(self.keys, on="k", how="anti")
-        if refs.height:
-            self.pending = (
-                pl.concat([self.pending, refs.cast({"n": pl.UInt32})]).group_by("k").agg(pl.col("n").sum())
+
+def _loose(name: str) -> pl.Expr:
+    """The hash of a value trimmed and lower-cased: equal values after validate's normalisation (trim,
+    lower-case emails) always hash the same, so repeats are never missed."""
+    return pl.col(name).str.strip_chars().str.to_lowercase().hash(seed=0)
+
+
+def _checksum(frame: pl.DataFrame, fields: list[str]) -> int:
+    """Order-free sum of the non-blank values' hashes, to prove both passes saw the same values."""
+    if not fields or frame.height == 0:
+        return 0
+    parts = [
+        (pl.col(n).hash(seed=1) % (1 << 32)).filter(pl.col(n).is_not_null() & (pl.col(n) != "")).sum()
+        for n in fields
+    ]
+    return int(sum(frame.select(parts).row(0)))
+
+
+def _scan_pass(
+    src: Path,
+    layout: _Layout,
+    mapping: Any,
+    schema: EntitySchema,
+    block_bytes: int,
+    drop_time: datetime,
+    tenant: str | None,
+    settings: Settings,
+) -> _Scan:
+    """Pass 1, reading only the columns behind date fields, the key, company emails and references
+    (after the same mapping and SQL model as pass 2, so the values are those validate will see).
+
+    Raises polars' ComputeError on bytes that are not UTF-8 (the caller transcodes and starts again).
+    """
+    from snapmap_pipeline.core.dates import date_evidence, merge_evidence
+    from snapmap_pipeline.core.transform import apply_mapping, transform
+    from snapmap_pipeline.core.validate import validation_config
+
+    config = validation_config(settings)
+    unique = [schema.key, *config.company_email_fields.get(schema.entity, ())]
+    refs = dict(config.reference_checks.get(schema.entity, {}))
+    wanted = set(unique) | set(refs) | set(refs.values())
+    items = [
+        _Sub(i.source, i.target)
+        for i in mapping.items
+        if i.target
+        and schema.has_field(i.target)
+        and (i.target in wanted or schema.field(i.target).type in _DATE_KINDS)
+    ]
+    dates = sorted({i.target for i in items if i.target and schema.field(i.target).type in _DATE_KINDS})
+    sources = sorted({i.source for i in items})
+    index = {name: k for k, name in enumerate(layout.names)}
+    columns = [index[s] for s in sources if s in index]
+    scan = _Scan()
+    hashes: dict[str, list[pl.Series]] = {n: [] for n in wanted}
+    next_row = layout.header_row + 2
+    for k, buf in enumerate(_blocks(src, block_bytes)):
+        if not columns:
+            scan.checksums.append(0)
+            continue
+        raw = _parse(buf, layout, k == 0, src.name, columns=columns)
+        # No blank-line filter here: the checksum and hashes skip blanks, which is all a blank line holds.
+        df = raw.with_row_index(ROW, offset=next_row).with_columns(pl.col(ROW).cast(pl.Int64))
+        next_row += raw.height
+        dated, _ = transform(
+            apply_mapping(df, _SubMapping(items), schema),
+            schema,
+            drop_time=drop_time,
+            params={"tenant": tenant or ""},
+            settings=settings,
+        )
+        present = [n for n in sorted(wanted) if n in dated.columns]
+        if not scan.fields:
+            scan.fields = [*dates, *present]
+        dated = _blank_to_null(dated, scan.fields)
+        scan.checksums.append(_checksum(dated, scan.fields))
+        for name in dates:
+            found = date_evidence(dated[name], schema.field(name).type)
+            scan.evidence[name] = merge_evidence(scan.evidence.get(name), found)
+        for name in present:
+            values = dated.select(pl.col(name)).drop_nulls()
+            hashes[name].append(values.select(_loose(name)).to_series())
+    for name in unique:
+        if hashes.get(name):
+            all_hashes = pl.concat(hashes[name]).alias("h")
+            scan.repeated[name] = all_hashes.filter(all_hashes.is_duplicated()).unique()
+    for ref, target in refs.items():
+        if hashes.get(ref):
+            keys = (
+                pl.concat(hashes[target]).unique() if hashes.get(target) else pl.Series([], dtype=pl.UInt64)
             )
-        new = batch_keys.join(self.keys, on="k", how="anti")
-        if new.height:
-            self.keys = pl.concat([self.keys, new], rechunk=False)
-
-    def issue(self) -> dict[str, Any] | None:
-        unknown = int(self.pending["n"].sum()) if self.pending.height else 0
-        if not unknown:
-            return None
-        return {
-            "level": "warning",
-            "rule": "unknown_reference",
-            "column": self.ref,
-            "count": unknown,
-            "message": f"{unknown} {self.ref} values match no {self.target} in the file; "
-            "they are exported as given",
-        }
+            unknown = int((~pl.concat(hashes[ref]).is_in(keys.implode())).sum())
+            scan.unknown_refs[ref] = (target, unknown)
+    return scan
 
 
+# -- the streamed path ------------------------------------------------------------------------------
 @dataclass
 class _Totals:
     """Counters and merged issues over all batches (the report is built from these)."""
@@ -326,7 +454,7 @@ class _Totals:
     def add_issues(self, issues: list[dict[str, Any]]) -> None:
         for issue in issues:
             if issue.get("rule") == "unknown_reference":
-                continue  # decided over the whole file by _References
+                continue  # decided over the whole file by pass 1
             key = json.dumps({k: v for k, v in issue.items() if k != "count"}, sort_keys=True, default=str)
             if key in self.issues and "count" in issue:
                 self.issues[key]["count"] += issue["count"]
@@ -334,7 +462,6 @@ class _Totals:
                 self.issues.setdefault(key, dict(issue))
 
 
-# -- the streamed path ------------------------------------------------------------------------------
 def process_path(
     path: Path,
     *,
@@ -346,12 +473,16 @@ def process_path(
     settings: Settings | None = None,
     chunk_rows: int = 50_000,
     quality: bool = True,
+    map_in_child: bool = True,
 ) -> ProcessReport:
     """Process a CSV file of any size in bounded memory; same outputs and report.json as `process_bytes`.
 
-    Two passes over the file after an optional transcode to UTF-8: the first checks every block parses
-    and gathers the day/month evidence of the date columns; the second maps, validates and appends the
-    XML, CSV and quarantine block by block. Duplicates are decided across the whole file (first kept).
+    The entity and mapping come from the first `PREFIX_BYTES` (in a spawned child when `map_in_child`,
+    so the embedding model's memory is gone before the data passes). Then, after an optional transcode
+    to UTF-8, two passes: the first reads the date, key, email and reference columns only; the second
+    maps, validates and writes the XML (checked against the XSD chunk by chunk, in memory), CSV and
+    quarantine block by block under `*.part` names, renamed when everything succeeded, so a failed run
+    leaves nothing that looks complete. Duplicates are decided across the whole file (first kept).
     The quality report runs on the first `quality_sample_rows` valid rows and says it is sampled.
     The `max_file_bytes` guard does not apply here: memory does not grow with the file.
     """
@@ -375,7 +506,7 @@ def process_path(
 
     with tempfile.TemporaryDirectory(prefix=".snapmap-stream-", dir=out_dir) as tmp_name:
         tmp = Path(tmp_name)
-        encoding = _source_encoding(sample, filename)
+        encoding = detect_encoding(sample, filename)
         src = path
         if encoding not in ("utf-8", "utf-8-sig"):
             src = tmp / "source.utf8.csv"
@@ -386,13 +517,14 @@ def process_path(
             head = fh.read(PREFIX_BYTES + 1)
         truncated = len(head) > PREFIX_BYTES
         prefix = head[: _record_end(head[:PREFIX_BYTES]) or PREFIX_BYTES] if truncated else head
+        del head
         df, read_report = read_step(prefix, filename, settings)
         read_report.encoding = encoding
         layout = _Layout(read_report.delimiter or ",", read_report.header_row, list(read_report.columns))
-        guess, profiles = infer_step(df, filename, entity=entity, tenant=tenant, settings=settings)
+        args = (prefix, filename, entity, tenant, operation, settings)
+        guess, mapping = _infer_and_map_isolated(tmp, *args) if map_in_child else _infer_and_map(*args)
         schema = load_schema(guess.entity)
         schema.operation(operation)
-        mapping = map_step(df, profiles, schema, tenant=tenant, filename=filename, settings=settings)
         try:
             review_or_raise(mapping, schema, operation, settings)
         except MappingReviewError as exc:
@@ -412,11 +544,13 @@ def process_path(
             raise
         avg_row = max(1, len(prefix) // max(1, df.height + 1))
         block_bytes = max(MIN_BLOCK_BYTES, chunk_rows * avg_row)
-        del df, profiles
+        del df, prefix
 
-        # -- pass 1: every block parses; day/month evidence of the date fields ---------------------
+        # -- pass 1: day/month evidence, repeated keys and emails, unknown references --------------
+        vsettings = tenant_settings(tenant, settings)
+        scan_args = (layout, mapping, schema, block_bytes, drop_time, tenant, vsettings)
         try:
-            evidence = _evidence_pass(src, layout, mapping, schema, block_bytes, drop_time, tenant, settings)
+            scan = _scan_pass(src, *scan_args)
         except pl.exceptions.ComputeError as exc:
             if "utf-8" not in str(exc).lower() or src != path:
                 raise InputError(
@@ -435,23 +569,22 @@ def process_path(
             )
             src = tmp / "source.utf8.csv"
             _transcode(path, encoding, src, filename)
-            evidence = _evidence_pass(src, layout, mapping, schema, block_bytes, drop_time, tenant, settings)
+            scan = _scan_pass(src, *scan_args)
 
         # -- pass 2: map, transform, validate, export block by block -------------------------------
         totals = _Totals()
         outputs = _export_pass(
             src,
-            tmp,
             out_dir,
             layout=layout,
             mapping=mapping,
             schema=schema,
             operation=operation,
-            evidence=evidence,
+            scan=scan,
             block_bytes=block_bytes,
             drop_time=drop_time,
             tenant=tenant,
-            settings=settings,
+            settings=vsettings,
             totals=totals,
             quality=quality,
             filename=filename,
@@ -484,8 +617,6 @@ def process_path(
         },
         seconds=time.perf_counter() - started,
     )
-    if report.rows_valid + report.rows_quarantined != report.rows_in:  # pragma: no cover - a bug
-        raise InputError("row conservation broken while streaming", code="row_conservation")
     (out_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
     log.info(
         "streamed",
@@ -513,44 +644,9 @@ def _batches(src: Path, layout: _Layout, block_bytes: int, filename: str, settin
         yield df, blanks
 
 
-def _evidence_pass(
-    src: Path,
-    layout: _Layout,
-    mapping: Any,
-    schema: EntitySchema,
-    block_bytes: int,
-    drop_time: datetime,
-    tenant: str | None,
-    settings: Settings,
-) -> dict[str, dict[str, bool]]:
-    """Day/month evidence per date field over the whole file, from the date columns only (after the
-    same mapping and SQL model as pass 2, so the values are those validate will see)."""
-    from snapmap_pipeline.core.dates import date_evidence, merge_evidence
-    from snapmap_pipeline.core.transform import apply_mapping, transform
-
-    items = [
-        _Sub(i.source, i.target)
-        for i in mapping.items
-        if i.target and schema.has_field(i.target) and schema.field(i.target).type in _DATE_KINDS
-    ]
-    fields = sorted({i.target for i in items if i.target})
-    found: dict[str, dict[str, bool]] = {}
-    for df, _ in _batches(src, layout, block_bytes, src.name, settings):
-        if not items or df.height == 0:
-            continue
-        sub = df.select(ROW, *{i.source for i in items})
-        dated, _ = transform(
-            apply_mapping(sub, _SubMapping(items), schema),
-            schema,
-            drop_time=drop_time,
-            params={"tenant": tenant or ""},
-            settings=settings,
-        )
-        for name in fields:
-            values = dated[name].cast(pl.String).str.strip_chars()
-            values = pl.select(pl.when(values != "").then(values)).to_series()
-            found[name] = merge_evidence(found.get(name), date_evidence(values, schema.field(name).type))
-    return found
+def _part(path: Path) -> Path:
+    """Where an output is written until the whole run succeeded."""
+    return path.with_name(path.name + ".part")
 
 
 def _append(part: Path, dest: Path, first: bool) -> None:
@@ -561,16 +657,60 @@ def _append(part: Path, dest: Path, first: bool) -> None:
         shutil.copyfileobj(fin, fout, COPY_BLOCK)
 
 
+class _XsdCheck:
+    """Checks each XML chunk against the XSD in a worker thread while the next chunk is built (libxml2
+    parses and validates without the GIL); at most one chunk waits, so memory stays bounded."""
+
+    def __init__(self, xsd_path: Path, root: str, record: str) -> None:
+        from snapmap_pipeline.core.export.xml import MAX_ERRORS, load_xsd
+
+        self.xsd = load_xsd(xsd_path)
+        self.root, self.record = root, record
+        self.errors: list[str] = []
+        self.max_errors = MAX_ERRORS
+        self.line = 3  # line 1: the declaration, line 2: the root element
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="snapmap-xsd")
+        self.pending: Future[list[str]] | None = None
+
+    def __call__(self, records: bytes) -> None:
+        from snapmap_pipeline.core.export.xml import validate_records
+
+        self._collect()
+        room = self.max_errors - len(self.errors)
+        if room > 0:
+            self.pending = self.pool.submit(
+                validate_records,
+                records,
+                self.xsd,
+                self.root,
+                record=self.record,
+                max_errors=room,
+                first_line=self.line,
+            )
+        self.line += records.count(b"\n")
+
+    def _collect(self) -> None:
+        if self.pending is not None:
+            self.errors.extend(self.pending.result())
+            self.pending = None
+
+    def finish(self) -> list[str]:
+        try:
+            self._collect()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        return self.errors[: self.max_errors]
+
+
 def _export_pass(
     src: Path,
-    tmp: Path,
     out_dir: Path,
     *,
     layout: _Layout,
     mapping: Any,
     schema: EntitySchema,
     operation: str,
-    evidence: dict[str, dict[str, bool]],
+    scan: _Scan,
     block_bytes: int,
     drop_time: datetime,
     tenant: str | None,
@@ -579,24 +719,24 @@ def _export_pass(
     quality: bool,
     filename: str,
 ) -> dict[str, Any]:
-    from snapmap_pipeline.core.export.csv import write_eightfold_csv, write_quarantine_csv
-    from snapmap_pipeline.core.export.xml import own_xsd, validate_xml, write_xml
-    from snapmap_pipeline.core.mapping import load_overrides
+    """Pass 2: every block through transform and validate; XML, CSV and quarantine appended to their
+    `*.part` files, renamed at the end. Any failure removes the parts and re-raises."""
+    from snapmap_pipeline.core.export.csv import blank_reason, write_eightfold_csv, write_quarantine_csv
+    from snapmap_pipeline.core.export.xml import own_xsd, write_xml
     from snapmap_pipeline.core.transform import apply_mapping, transform
-    from snapmap_pipeline.core.validate import attach_source, validate, validation_config
+    from snapmap_pipeline.core.validate import attach_source, validate
 
-    overrides = load_overrides(tenant, settings) if tenant else None
-    date_order = (overrides.date_order if overrides else None) or settings.date_order
-    refs = [
-        _References(r, t)
-        for r, t in validation_config(settings).reference_checks.get(schema.entity, {}).items()
-    ]
     seen: dict[str, pl.DataFrame] = {}
     required_csv = schema.required_for(operation, "csv")
     csv_state: dict[str, Any] = {"reason": None, "blank": {}, "files": [], "rows": 0}
     sample: list[pl.DataFrame] = []
     sample_rows = settings.quality_sample_rows
     q_path = out_dir / "quarantine.csv"
+    xml_path = out_dir / f"{schema.entity}.xml"
+    csv_path = out_dir / f"{schema.csv_file}.csv"
+    scratch = out_dir / f".{schema.entity}-parts"
+    parts: list[Path] = [_part(q_path), _part(xml_path)]
+    checksums = iter(scan.checksums)
 
     def valid_frames() -> Iterator[pl.DataFrame]:
         # A loop over blocks (not rows): each block goes through the whole path before the next is read.
@@ -611,19 +751,33 @@ def _export_pass(
                 params={"tenant": tenant or ""},
                 settings=settings,
             )
+            if _checksum(_blank_to_null(transformed, scan.fields), scan.fields) != next(checksums, None):
+                raise InputError(
+                    f"'{filename}': the first pass over the file saw other values in "
+                    f"{', '.join(scan.fields)} than the second; the SQL model must derive those fields "
+                    "from themselves only for a file to be streamed. Process it in memory instead.",
+                    code="stream_scan_mismatch",
+                    file=filename,
+                )
             result = validate(
                 transformed,
                 schema,
                 operation,
                 settings=settings,
-                date_order=date_order,
-                date_evidence=evidence,
+                date_order=settings.date_order,
+                date_evidence=scan.evidence,
                 seen=seen,
             )
             for name, new in result.kept.items():
-                seen[name] = pl.concat([seen[name], new], rechunk=False) if name in seen else new
-            for ref in refs:
-                ref.add(transformed)
+                # Only values that occur again later need remembering (pass 1 found them).
+                repeated = scan.repeated.get(name)
+                if repeated is None or repeated.len() == 0:
+                    continue
+                new = new.filter(
+                    pl.col(name).str.strip_chars().str.to_lowercase().hash(seed=0).is_in(repeated.implode())
+                )
+                if new.height:
+                    seen[name] = pl.concat([seen[name], new]) if name in seen else new
             totals.rows_in += result.rows_in
             totals.rows_valid += result.rows_valid
             totals.rows_quarantined += result.rows_quarantined
@@ -636,14 +790,18 @@ def _export_pass(
             totals.sql_model = treport.sql_model
             totals.date_orders.update({k: v for k, v in result.date_orders.items() if v != "empty"})
             totals.add_issues(result.issues)
+            del transformed
 
-            part = tmp / "quarantine.part.csv"
+            part = scratch / "quarantine.csv"
             write_quarantine_csv(attach_source(df, result.quarantine), part)
-            _append(part, q_path, first)
+            _append(part, _part(q_path), first)
+            del df
             _csv_batch(result.valid, first)
             if quality and sum(s.height for s in sample) < sample_rows:
                 sample.append(result.valid.head(sample_rows - sum(s.height for s in sample)))
-            yield result.valid
+            # The XML goes out in smaller slices: each slice's text is held until the XSD worker has
+            # checked it, so this bounds that memory (and the lxml tree built from it).
+            yield from result.valid.iter_slices(XML_SLICE_ROWS)
 
     def _csv_batch(valid: pl.DataFrame, first: bool) -> None:
         if csv_state["reason"] is not None:
@@ -659,33 +817,41 @@ def _export_pass(
                     csv_state["blank"][name] = csv_state["blank"].get(name, 0) + blank
         if csv_state["blank"]:
             return  # the CSV will be skipped; keep counting blanks for the reason
-        report = write_eightfold_csv(valid, schema, operation, tmp / "parts" / f"{schema.csv_file}.csv")
+        report = write_eightfold_csv(valid, schema, operation, scratch / f"{schema.csv_file}.csv")
         if report.skipped:
             csv_state["reason"] = report.reason
             return
-        for part in report.files:
-            _append(part, out_dir / part.name, first)
+        for written in report.files:
+            dest = _part(out_dir / written.name)
+            if dest not in parts:
+                parts.append(dest)
+            _append(written, dest, first)
         csv_state["files"] = [out_dir / p.name for p in report.files]
         csv_state["rows"] += report.rows
 
-    xml_path = out_dir / f"{schema.entity}.xml"
-    xml_report = write_xml(valid_frames(), schema, operation, xml_path)
-    xsd_errors = validate_xml(xml_path, own_xsd(schema.entity, operation))
+    check = _XsdCheck(own_xsd(schema.entity, operation), schema.xml.root, schema.xml.record)
+    try:
+        xml_report = write_xml(valid_frames(), schema, operation, _part(xml_path), on_chunk=check)
+        xsd_errors = check.finish()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            check.finish()
+        for p in parts:
+            p.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    xml_report.path = xml_path
 
-    csv_path = out_dir / f"{schema.csv_file}.csv"
     reason = csv_state["reason"]
     if reason is None and csv_state["blank"]:
-        detail = ", ".join(
-            f"{n} ({c} blank row{'s' if c != 1 else ''})" for n, c in csv_state["blank"].items()
-        )
-        reason = (
-            f"the Eightfold CSV spec requires a value in every row for {operation}, and some are blank: "
-            f"{detail}; the XML feed is unaffected. Fill those values at the source to get the CSV."
-        )
+        reason = blank_reason(csv_state["blank"], operation)
     if reason is not None:
         for p in csv_state["files"]:
-            p.unlink(missing_ok=True)
+            _part(p).unlink(missing_ok=True)
         csv_state["files"] = []
+    for p in [q_path, xml_path, *csv_state["files"]]:
+        _part(p).replace(p)
     csv_report = {
         "rows": 0 if reason else csv_state["rows"],
         "path": str(csv_path),
@@ -693,10 +859,16 @@ def _export_pass(
         "reason": reason,
         "files": [str(p) for p in csv_state["files"]],
     }
-    for ref in refs:
-        issue = ref.issue()
-        if issue:
-            totals.issues[f"ref:{ref.ref}"] = issue
+    for ref, (target, unknown) in scan.unknown_refs.items():
+        if unknown:
+            totals.issues[f"ref:{ref}"] = {
+                "level": "warning",
+                "rule": "unknown_reference",
+                "column": ref,
+                "count": unknown,
+                "message": f"{unknown} {ref} values match no {target} in the file; "
+                "they are exported as given",
+            }
 
     outputs: dict[str, Any] = {
         "xml": str(xml_path),
@@ -709,9 +881,13 @@ def _export_pass(
         "streamed": {
             "batches": totals.batches,
             "block_bytes": block_bytes,
-            "seen_values": {k: v.height for k, v in seen.items()},
+            "repeated_values": {k: v.len() for k, v in scan.repeated.items()},
+            "remembered_values": {k: v.height for k, v in seen.items()},
+            "xsd": "checked chunk by chunk; uniqueness across chunks is the validator's duplicate rules",
         },
     }
+    if totals.rows_valid + totals.rows_quarantined != totals.rows_in:  # pragma: no cover - a bug
+        raise InputError("row conservation broken while streaming", code="row_conservation")
     if quality:
         from snapmap_pipeline.core.quality import run_quality
 
@@ -721,3 +897,9 @@ def _export_pass(
         summary["rows_valid"] = totals.rows_valid
         outputs["quality"] = summary
     return outputs
+
+
+def _blank_to_null(frame: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
+    """`fields` trimmed, blanks as nulls: as validate reads them."""
+    trimmed = [pl.col(n).cast(pl.String).str.strip_chars() for n in fields if n in frame.columns]
+    return frame.with_columns(pl.when(t != "").then(t) for t in trimmed)

@@ -1,9 +1,15 @@
 """The Dagster shell: the areas (drops, daily, ops) merged with the resources of `settings.env`.
 No domain logic here; asset bodies call `snapmap_pipeline.core`."""
 
+import warnings
+
 import dagster as dg
 
-from snapmap_pipeline.defs import daily, drops, ops
+# We use the partition mappings and backfill policy Dagster marks beta, on purpose (see daily/);
+# the warning on every load would only hide the warnings that matter.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+from snapmap_pipeline.defs import daily, drops, ops  # noqa: E402
 from snapmap_pipeline.defs.resources import resources_for
 from snapmap_pipeline.settings import get_settings
 

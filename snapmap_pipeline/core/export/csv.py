@@ -81,14 +81,22 @@ def skip_reason(frame: pl.DataFrame, schema: EntitySchema, operation: str) -> st
             for n in required
         ]
     ).row(0, named=True)
+    return blank_reason(blanks, operation)
+
+
+def blank_reason(blanks: dict[str, int], operation: str) -> str | None:
+    """The skip reason for CSV-required fields with blank rows (`{field: blank row count}`), else None.
+
+    Shared with the streamed path, which counts the blanks block by block.
+    """
     blank = {n: c for n, c in blanks.items() if c}
-    if blank:
-        detail = ", ".join(f"{n} ({c} blank row{'s' if c != 1 else ''})" for n, c in blank.items())
-        return (
-            f"the Eightfold CSV spec requires a value in every row for {operation}, and some are blank: "
-            f"{detail}; the XML feed is unaffected. Fill those values at the source to get the CSV."
-        )
-    return None
+    if not blank:
+        return None
+    detail = ", ".join(f"{n} ({c} blank row{'s' if c != 1 else ''})" for n, c in blank.items())
+    return (
+        f"the Eightfold CSV spec requires a value in every row for {operation}, and some are blank: "
+        f"{detail}; the XML feed is unaffected. Fill those values at the source to get the CSV."
+    )
 
 
 def _cell(name: str, schema: EntitySchema, columns: list[str]) -> pl.Expr:

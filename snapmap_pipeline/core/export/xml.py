@@ -9,7 +9,7 @@ field repeats its `xml_repeat` segment once per comma-separated item, and `EFCUS
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -331,12 +331,15 @@ def write_xml(
     path: Path,
     *,
     chunk_rows: int = 100_000,
+    on_chunk: Callable[[bytes], None] | None = None,
 ) -> XmlReport:
     """Write the validated frame as Eightfold XML for `operation`, chunk by chunk (memory stays flat).
 
     `frame` is a DataFrame, a LazyFrame (collected in batches) or an iterable of DataFrames with the
     same columns. Values are written as given (the validator normalised them); characters XML 1.0
     forbids are removed and counted, markup characters are escaped, blank values write no element.
+    `on_chunk` gets each chunk's record lines as written (UTF-8), e.g. to check them against the XSD
+    while they are in memory (`validate_records`) instead of reading a large file back.
 
     Measured here (2 shared cores) on 1M employee rows x 33 fields (1.76 GB out): about 11-14 s CPU,
     against about 115 s CPU for a per-row lxml `xmlfile` writer in the same run. Peak extra memory is
@@ -374,7 +377,14 @@ def write_xml(
                 ).alias("record")
             )
             del nodes
-            out.write_csv(fh, include_header=False, quote_style="never", line_terminator="\n")
+            if on_chunk is None:
+                out.write_csv(fh, include_header=False, quote_style="never", line_terminator="\n")
+            else:
+                text = out.write_csv(include_header=False, quote_style="never", line_terminator="\n")
+                data = text.encode()
+                del text
+                fh.write(data)
+                on_chunk(data)
             removed += bad
             rows += out.height
         fh.write(f"</{root}>\n".encode())
@@ -425,6 +435,66 @@ def _record_tag(xsd_doc: etree._ElementTree) -> str | None:
         namespaces={"xs": "http://www.w3.org/2001/XMLSchema"},
     )
     return str(names[0]) if len(names) == 1 else None
+
+
+def load_xsd(xsd_path: Path) -> etree.XMLSchema:
+    """A compiled XSD, or an ExportError saying how to regenerate it."""
+    xsd_path = Path(xsd_path)
+    try:
+        return etree.XMLSchema(etree.parse(str(xsd_path)))
+    except (OSError, etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
+        raise ExportError(
+            f"cannot load XSD {xsd_path.name}: {exc}; regenerate it with `snapmap schema --xsd`",
+            code="xsd_unreadable",
+            xsd=str(xsd_path),
+        ) from exc
+
+
+def validate_records(
+    records: bytes,
+    xsd: etree.XMLSchema,
+    root: str,
+    *,
+    max_errors: int = MAX_ERRORS,
+    piece_bytes: int = 8 * 1024 * 1024,
+    record: str | None = None,
+    first_line: int = 1,
+) -> list[str]:
+    """Errors of record lines (one record per line, as `write_xml` writes them) checked against `xsd`
+    inside `<root>`, values masked; empty when valid.
+
+    For checking a large feed chunk by chunk while it is written. The lines are parsed in pieces of about
+    `piece_bytes` (a parsed tree takes several times its text). Identity constraints of the XSD (unique
+    keys) only see one piece: uniqueness across the file is the validator's job. Line numbers count
+    from `first_line` for the first line of `records`. With `record` (the record tag), pieces are cut
+    only before a record's opening tag, so records holding line breaks stay whole.
+    """
+    cut = b"\n<" + record.encode() if record else b"\n"
+    errors: list[str] = []
+    start = line = 0
+    # A loop over pieces of the text (each parsed and validated by libxml2 in C), not over records.
+    while start < len(records) and len(errors) < max_errors:
+        end = records.find(cut, min(start + piece_bytes, len(records)) - 1)
+        while record and end >= 0 and records[end + len(cut) : end + len(cut) + 1] not in (b">", b" "):
+            end = records.find(cut, end + 1)  # a longer tag name that starts the same
+        end = len(records) if end < 0 else end + 1
+        piece = records[start:end]
+        tag = root.encode()
+        # Parse, then validate the tree: measured 2x faster than a validating parser, with line numbers.
+        try:
+            doc = etree.fromstring(
+                b"<" + tag + b">\n" + piece + b"</" + tag + b">", etree.XMLParser(huge_tree=True)
+            )
+        except etree.XMLSyntaxError as exc:
+            errors.append(_mask(f"line {line + exc.lineno - 2 + first_line}: {exc.msg}"))
+            break
+        if not xsd.validate(doc):
+            for e in list(xsd.error_log)[: max_errors - len(errors)]:
+                errors.append(_mask(f"line {line + e.line - 2 + first_line}: {e.message}"))
+        del doc
+        line += piece.count(b"\n")
+        start = end
+    return errors
 
 
 def validate_xml(path: Path, xsd_path: Path, *, max_errors: int = MAX_ERRORS) -> list[str]:
