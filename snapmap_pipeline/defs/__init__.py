@@ -10,8 +10,8 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from snapmap_pipeline.defs import daily, drops, ops  # noqa: E402
-from snapmap_pipeline.defs.resources import resources_for
-from snapmap_pipeline.settings import get_settings
+from snapmap_pipeline.defs.resources import resources_for  # noqa: E402
+from snapmap_pipeline.settings import get_settings  # noqa: E402
 
 
 def build_defs() -> dg.Definitions:
