@@ -392,14 +392,16 @@ def _scan_pass(
     index = {name: k for k, name in enumerate(layout.names)}
     columns = [index[s] for s in sources if s in index]
     scan = _Scan()
-    hashes: dict[str, list[pl.Series]] = {n: [] for n in wanted}
+    # 8 bytes per value and field until the end of the pass (40 MB per field at 5M rows).
+    loose: dict[str, list[pl.Series]] = {n: [] for n in unique}  # repeats, found as validate would
+    exact: dict[str, list[pl.Series]] = {n: [] for n in [*refs, *refs.values()]}  # references: exact
     next_row = layout.header_row + 2
     for k, buf in enumerate(_blocks(src, block_bytes)):
         if not columns:
             scan.checksums.append(0)
             continue
         raw = _parse(buf, layout, k == 0, src.name, columns=columns)
-        # No blank-line filter here: the checksum and hashes skip blanks, which is all a blank line holds.
+        # No blank-line filter here: checksum and hashes skip blanks, which is all a blank line holds.
         df = raw.with_row_index(ROW, offset=next_row).with_columns(pl.col(ROW).cast(pl.Int64))
         next_row += raw.height
         dated, _ = transform(
@@ -419,17 +421,18 @@ def _scan_pass(
             scan.evidence[name] = merge_evidence(scan.evidence.get(name), found)
         for name in present:
             values = dated.select(pl.col(name)).drop_nulls()
-            hashes[name].append(values.select(_loose(name)).to_series())
+            if name in loose:
+                loose[name].append(values.select(_loose(name)).to_series())
+            if name in exact:
+                exact[name].append(values.select(pl.col(name).hash(seed=0)).to_series())
     for name in unique:
-        if hashes.get(name):
-            all_hashes = pl.concat(hashes[name]).alias("h")
+        if loose.get(name):
+            all_hashes = pl.concat(loose.pop(name))
             scan.repeated[name] = all_hashes.filter(all_hashes.is_duplicated()).unique()
     for ref, target in refs.items():
-        if hashes.get(ref):
-            keys = (
-                pl.concat(hashes[target]).unique() if hashes.get(target) else pl.Series([], dtype=pl.UInt64)
-            )
-            unknown = int((~pl.concat(hashes[ref]).is_in(keys.implode())).sum())
+        if exact.get(ref):
+            keys = pl.concat(exact[target]).unique() if exact.get(target) else pl.Series([], dtype=pl.UInt64)
+            unknown = int((~pl.concat(exact[ref]).is_in(keys.implode())).sum())
             scan.unknown_refs[ref] = (target, unknown)
     return scan
 
@@ -493,6 +496,8 @@ def process_path(
     out_dir.mkdir(parents=True, exist_ok=True)
     filename = path.name
     drop_time = drop_time or datetime.now(UTC)
+    # A report from an earlier run must not sit beside feeds this run has not finished.
+    (out_dir / "report.json").unlink(missing_ok=True)
     with path.open("rb") as fh:
         sample = fh.read(SAMPLE_BYTES)
     if not sample:
@@ -773,9 +778,7 @@ def _export_pass(
                 repeated = scan.repeated.get(name)
                 if repeated is None or repeated.len() == 0:
                     continue
-                new = new.filter(
-                    pl.col(name).str.strip_chars().str.to_lowercase().hash(seed=0).is_in(repeated.implode())
-                )
+                new = new.filter(_loose(name).is_in(repeated.implode()))
                 if new.height:
                     seen[name] = pl.concat([seen[name], new]) if name in seen else new
             totals.rows_in += result.rows_in
@@ -830,9 +833,20 @@ def _export_pass(
         csv_state["rows"] += report.rows
 
     check = _XsdCheck(own_xsd(schema.entity, operation), schema.xml.root, schema.xml.record)
+    summary: dict[str, Any] | None = None
     try:
         xml_report = write_xml(valid_frames(), schema, operation, _part(xml_path), on_chunk=check)
         xsd_errors = check.finish()
+        if totals.rows_valid + totals.rows_quarantined != totals.rows_in:  # pragma: no cover - a bug
+            raise InputError("row conservation broken while streaming", code="row_conservation")
+        if quality:
+            from snapmap_pipeline.core.quality import run_quality
+
+            frame = pl.concat(sample) if sample else pl.DataFrame()
+            sample.clear()
+            summary = run_quality(frame, schema, operation, out_dir / "quality", sample_rows=sample_rows)
+            summary["sampled"] = totals.rows_valid > frame.height
+            summary["rows_valid"] = totals.rows_valid
     except BaseException:
         with contextlib.suppress(Exception):
             check.finish()
@@ -851,7 +865,7 @@ def _export_pass(
             _part(p).unlink(missing_ok=True)
         csv_state["files"] = []
     for p in [q_path, xml_path, *csv_state["files"]]:
-        _part(p).replace(p)
+        _part(p).replace(p)  # only now do the feeds carry their real names
     csv_report = {
         "rows": 0 if reason else csv_state["rows"],
         "path": str(csv_path),
@@ -886,15 +900,7 @@ def _export_pass(
             "xsd": "checked chunk by chunk; uniqueness across chunks is the validator's duplicate rules",
         },
     }
-    if totals.rows_valid + totals.rows_quarantined != totals.rows_in:  # pragma: no cover - a bug
-        raise InputError("row conservation broken while streaming", code="row_conservation")
-    if quality:
-        from snapmap_pipeline.core.quality import run_quality
-
-        frame = pl.concat(sample) if sample else pl.DataFrame()
-        summary = run_quality(frame, schema, operation, out_dir / "quality", sample_rows=sample_rows)
-        summary["sampled"] = totals.rows_valid > frame.height
-        summary["rows_valid"] = totals.rows_valid
+    if summary is not None:
         outputs["quality"] = summary
     return outputs
 

@@ -8,6 +8,7 @@ field repeats its `xml_repeat` segment once per comma-separated item, and `EFCUS
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -380,9 +381,10 @@ def write_xml(
             if on_chunk is None:
                 out.write_csv(fh, include_header=False, quote_style="never", line_terminator="\n")
             else:
-                text = out.write_csv(include_header=False, quote_style="never", line_terminator="\n")
-                data = text.encode()
-                del text
+                buffer = io.BytesIO()  # bytes straight from polars: no str round trip
+                out.write_csv(buffer, include_header=False, quote_style="never", line_terminator="\n")
+                data = buffer.getvalue()
+                del buffer
                 fh.write(data)
                 on_chunk(data)
             removed += bad

@@ -17,7 +17,8 @@ from snapmap_pipeline.errors import ConfigError
 from snapmap_pipeline.settings import Settings, get_settings
 
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_KEYS = {"entity", "columns", "ignore", "custom", "date_order", "webmail_domains"}
+# retention_days is read by core/retention.py from the same file.
+_KEYS = {"entity", "columns", "ignore", "custom", "date_order", "webmail_domains", "retention_days"}
 
 
 @dataclass
