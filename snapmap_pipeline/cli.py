@@ -240,17 +240,15 @@ def _process_one(
 ) -> tuple[int, dict]:
     """Process one file; returns (exit code, summary row). Errors are one line on stderr."""
     from snapmap_pipeline.core.pipeline import process_bytes
+    from snapmap_pipeline.core.stream import process_file
+    from snapmap_pipeline.settings import get_settings
 
+    common = {"out_dir": out / f.stem, "entity": entity, "tenant": tenant, "operation": operation}
     try:
-        report = process_bytes(
-            _read_file(f),
-            f.name,
-            out_dir=out / f.stem,
-            entity=entity,
-            tenant=tenant,
-            operation=operation,
-            background=background,
-        )
+        if f.is_file() and f.stat().st_size > get_settings().stream_above_bytes:
+            report = process_file(f, **common)  # streamed in bounded memory
+        else:
+            report = process_bytes(_read_file(f), f.name, background=background, **common)
     except SnapMapError as exc:
         sys.stderr.write(f"snapmap: {f.name}: {exc.code}: {exc.message}\n")
         return exc.exit_code, {"file": str(f), "status": "failed", "code": exc.code, "exit": exc.exit_code}

@@ -148,3 +148,25 @@ def test_uncertain_mapping_blocks_with_exit_3(tmp_path: Path, artifacts: Path) -
     report = json.loads((tmp_path / "out" / "staff" / "report.json").read_text())
     assert report["status"] == "blocked" and report["review"]
     assert not (tmp_path / "out" / "staff" / "employee.xml").exists()
+
+
+def test_large_files_are_streamed_with_the_same_result(tmp_path: Path, artifacts: Path) -> None:
+    rows = [f"E{i},Ann{i},Lee,a{i}@acme.com,Engineer,2020-01-31," for i in range(50)] + [
+        "E1,Dup,Key,d@acme.com,X,,"
+    ]
+    f = _employee_csv(tmp_path / "big.csv", rows)
+    env = {"SNAPMAP_ARTIFACTS_ROOT": str(artifacts)}
+    whole = snapmap("process", str(f), "--out", str(tmp_path / "whole"), env=env)
+    streamed = snapmap(
+        "process", str(f), "--out", str(tmp_path / "stream"), env={**env, "SNAPMAP_STREAM_ABOVE_BYTES": "100"}
+    )
+    assert whole.returncode == streamed.returncode == 0, whole.stderr + streamed.stderr
+    a = json.loads((tmp_path / "whole" / "big" / "report.json").read_text())
+    b = json.loads((tmp_path / "stream" / "big" / "report.json").read_text())
+    assert "streamed" in b["outputs"] and "streamed" not in a["outputs"]
+    assert (a["rows_in"], a["rows_valid"], a["rows_quarantined"]) == (
+        b["rows_in"],
+        b["rows_valid"],
+        b["rows_quarantined"],
+    )
+    assert a["rows_quarantined"] == 1

@@ -206,7 +206,7 @@ def map_columns(
     sem = None
     need = [k for k in range(len(headers)) if lex[k].max(initial=0.0) < SEMANTIC_SKIP]
     if need:
-        texts = [expanded_text(headers[k], index.glossary) for k in need]
+        texts = [expanded_text(headers[k], index.glossary, index.seg_vocab) for k in need]
         cos = semantic_scores(texts, schema, settings.lancedb_path)
         if cos is not None:
             sem = np.zeros_like(lex)

@@ -56,15 +56,22 @@ def normalize(header: str) -> str:
     return " ".join(words(header))
 
 
-def variants(header: str, noise: frozenset[tuple[str, ...]] = frozenset()) -> list[list[str]]:
+def variants(
+    header: str, noise: frozenset[tuple[str, ...]] = frozenset(), vocab: frozenset[str] = frozenset()
+) -> list[list[str]]:
     """Word lists to try for a header: the full path, then its trailing segments (last, last two).
-    Segments that only carry structure (`codeValue`, `idValue`) are dropped first."""
-    return [list(v) for v in _variants(str(header), noise)]
+    Segments that only carry structure (`codeValue`, `idValue`) are dropped first; run-together words
+    are split with `vocab` (`DateofJoining` → date of joining)."""
+    return [list(v) for v in _variants(str(header), noise, vocab)]
 
 
 @lru_cache(maxsize=65_536)
-def _variants(header: str, noise: frozenset[tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
+def _variants(
+    header: str, noise: frozenset[tuple[str, ...]], vocab: frozenset[str] = frozenset()
+) -> tuple[tuple[str, ...], ...]:
     segs = segments(header)
+    if vocab:
+        segs = [split_compounds(s, vocab) for s in segs]
     if len(segs) > 1 and noise:
         kept = [s for s in segs if tuple(s) not in noise]
         segs = kept or segs[-1:]
@@ -75,6 +82,46 @@ def _variants(header: str, noise: frozenset[tuple[str, ...]]) -> tuple[tuple[str
         if len(segs) > k:
             out.append(tuple(w for s in segs[-k:] for w in s))
     return tuple(out)
+
+
+MIN_COMPOUND = 5  # shorter unknown words are abbreviations (emp, mgr), not compounds
+
+
+def split_compounds(ws: list[str], vocab: frozenset[str]) -> list[str]:
+    """Split words that run known words together ('dateofjoining' → date of joining, 'idnumber' → id
+    number). Only words unknown to `vocab` are split, and only when known words cover them entirely;
+    anything else is kept as it is.
+
+    >>> split_compounds(["dateofjoining"], frozenset({"date", "of", "joining"}))
+    ['date', 'of', 'joining']
+    """
+    out: list[str] = []
+    for w in ws:
+        if len(w) >= MIN_COMPOUND and w.isalpha() and w not in vocab:
+            out.extend(_segment(w, vocab) or (w,))
+        else:
+            out.append(w)
+    return out
+
+
+@lru_cache(maxsize=65_536)
+def _segment(word: str, vocab: frozenset[str]) -> tuple[str, ...] | None:
+    # dynamic programming over the word's prefixes: fewest known pieces of two letters or more, ties
+    # broken by the longest piece (a word of ~20 letters: a few hundred slice look-ups)
+    n = len(word)
+    best: list[tuple[int, int, tuple[str, ...]] | None] = [None] * (n + 1)
+    best[0] = (0, 0, ())
+    for i in range(2, n + 1):
+        for j in range(0, i - 1):
+            prev = best[j]
+            piece = word[j:i]
+            if prev is None or piece not in vocab:
+                continue
+            cand = (prev[0] + 1, -max(-prev[1], len(piece)), (*prev[2], piece))
+            if best[i] is None or cand[:2] < best[i][:2]:
+                best[i] = cand
+    done = best[n]
+    return done[2] if done is not None and done[0] >= 2 else None
 
 
 def stem(word: str) -> str:
@@ -105,6 +152,7 @@ class Glossary:
     generic: frozenset[str] = frozenset()  # stemmed
     path_noise: frozenset[tuple[str, ...]] = frozenset()
     head_kinds: dict[str, str] = field(default_factory=dict)  # stemmed word → kind
+    joiners: frozenset[str] = frozenset()  # short words that glue compounds (date-of-joining)
 
     def entity_words(self, entity: str) -> tuple[tuple[str, ...], ...]:
         return self.entities.get(entity, ())
@@ -124,6 +172,7 @@ def load_glossary(directory: Path) -> Glossary:
     generic: set[str] = set()
     noise: set[tuple[str, ...]] = set()
     kinds: dict[str, str] = {}
+    joiners: set[str] = set()
     for path in sorted(Path(directory).glob("*.yaml")):
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -141,6 +190,7 @@ def load_glossary(directory: Path) -> Glossary:
         stop.update(" ".join(_key(w)) for w in raw.get("stopwords") or [])
         generic.update(stem(w) for x in raw.get("generic") or [] for w in _key(x))
         noise.update(_key(x) for x in raw.get("path_noise") or [])
+        joiners.update(w for x in raw.get("compound_joiners") or [] for w in _key(x))
         for kind, kind_words in (raw.get("head_kinds") or {}).items():
             for w in kind_words or []:
                 key = _key(w)
@@ -158,6 +208,7 @@ def load_glossary(directory: Path) -> Glossary:
         frozenset(generic),
         frozenset(noise),
         kinds,
+        frozenset(joiners),
     )
 
 
@@ -224,10 +275,32 @@ def self_table(glossary: Glossary, entity: str, extra: list[str]) -> dict[tuple[
     return table
 
 
-def expanded_text(header: str, glossary: Glossary) -> str:
+def segment_vocab(glossary: Glossary, texts: list[str]) -> frozenset[str]:
+    """The words compounds may be split into: the schema's field texts (names, aliases, descriptions),
+    every glossary word and the glossary's joiners. Stop words are left out (a run-together 'de' or 'a'
+    would split almost anything) unless listed as joiners."""
+    known: set[str] = set(glossary.joiners)
+    for key, value in glossary.tokens.items():
+        known.update(_key(key))
+        known.update(value)
+    for key, value in glossary.phrases.items():
+        known.update(key)
+        known.update(value)
+    for hints in glossary.entities.values():
+        for hint in hints:
+            known.update(hint)
+    for text in texts:
+        known.update(words(text))
+    return frozenset(w for w in known if len(w) >= 2 and w.isalpha() and (w not in glossary.stopwords or w in glossary.joiners))
+
+
+def expanded_text(header: str, glossary: Glossary, vocab: frozenset[str] = frozenset()) -> str:
     """The header in plain English words for the embedding model: abbreviations and other languages
-    rewritten, no stemming ('emp_no' → 'employee number', 'Vorname' → 'first name')."""
+    rewritten, run-together words split, no stemming ('emp_no' → 'employee number', 'Vorname' → 'first
+    name', 'DateofJoining' → 'hire date')."""
     ws = words(header)
+    if vocab:
+        ws = split_compounds(ws, vocab)
     ws = _rewrite_phrases(ws, glossary.phrases, glossary.max_phrase)
     out: list[str] = []
     for w in ws:

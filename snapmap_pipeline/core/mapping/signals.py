@@ -22,6 +22,7 @@ from snapmap_pipeline.core.mapping.normalize import (
     Glossary,
     canonical,
     load_glossary,
+    segment_vocab,
     self_table,
     variants,
     words,
@@ -65,6 +66,7 @@ class LexicalIndex:
     glossary: Glossary
     field_kinds: list[frozenset[str]]  # per field, the head kinds its words cover
     prefixes: dict[str, list[int]]  # 3-4 letter prefix → vocab indices (addr → address)
+    seg_vocab: frozenset[str] = frozenset()  # words run-together headers may be split into
     _canon_cache: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
 
     def canon(self, ws: list[str]) -> tuple[str, ...]:
@@ -151,6 +153,10 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
         glossary=glossary,
         field_kinds=[frozenset(k) for k in field_kinds],
         prefixes=_prefixes(vocab),
+        seg_vocab=segment_vocab(
+            glossary,
+            [t for f in schema.fields for t in (f.name.replace("_", " "), f.description, *f.aliases)],
+        ),
     )
 
 
@@ -203,7 +209,7 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
     all_canon: list[list[tuple[tuple[str, ...], float]]] = []
     uniq: dict[str, int] = {}
     for hi, header in enumerate(headers):
-        vs = variants(header, index.glossary.path_noise)
+        vs = variants(header, index.glossary.path_noise, index.seg_vocab)
         cands: list[tuple[tuple[str, ...], float]] = []
         for vi, ws in enumerate(vs):
             factor = 1.0 if vi == 0 else TRAILING_FACTOR
@@ -260,7 +266,7 @@ def head_factors(headers: list[str], index: LexicalIndex) -> np.ndarray:
     date, id, name, ...) that the field's words do not; 1 elsewhere."""
     out = np.ones((len(headers), len(index.fields)), dtype=np.float32)
     for hi, header in enumerate(headers):
-        vs = variants(header, index.glossary.path_noise)
+        vs = variants(header, index.glossary.path_noise, index.seg_vocab)
         canon = index.canon(vs[0]) if vs else ()
         kind = index.glossary.head_kinds.get(canon[-1]) if canon else None
         if kind is None:
