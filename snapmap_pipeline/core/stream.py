@@ -487,11 +487,16 @@ def process_path(
     quarantine block by block under `*.part` names, renamed when everything succeeded, so a failed run
     leaves nothing that looks complete. Duplicates are decided across the whole file (first kept).
     The quality report runs on the first `quality_sample_rows` valid rows and says it is sampled.
-    The `max_file_bytes` guard does not apply here: memory does not grow with the file.
+    The `max_file_bytes` guard applies here too (memory does not grow with the file, but an oversize
+    drop is still refused unless the deployment raised the limit).
     """
     settings = settings or get_settings()
     started = time.perf_counter()
     path = Path(path)
+    if path.stat().st_size > settings.max_file_bytes:
+        from snapmap_pipeline.core.read import _too_large
+
+        raise _too_large(path.name, path.stat().st_size, settings)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     filename = path.name

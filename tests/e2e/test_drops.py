@@ -92,3 +92,14 @@ def test_unreadable_drop_fails_with_a_reason(dagster_env):
     dagster_env.drop("acme/empty.csv", "")
     outs = process_drops(dagster_env.instance, dagster_env.defs)
     assert len(outs) == 1 and not outs[0].success and outs[0].error
+
+
+def test_two_drops_each_run_their_own_partition(dagster_env):
+    other = workday(("2001", "Lea", "Roth", "lea.roth@acme-corp.com", "Designer", "2021-05-03"))
+    dagster_env.drop("acme/workers.csv", GOOD)
+    dagster_env.drop("globex/workers.csv", other)
+    outcomes = process_drops(dagster_env.instance, dagster_env.defs)
+    assert len(outcomes) == 2 and all(o.success for o in outcomes), outcomes
+    assert sorted(o.rows_in for o in outcomes) == [1, 3]
+    for o in outcomes:
+        assert all(check_results(dagster_env.instance, o.run_id).values())

@@ -267,7 +267,13 @@ def _run_capped(args: list[str]) -> tuple[int, str, dict]:
         def limit() -> None:
             resource.setrlimit(resource.RLIMIT_AS, (CAP_AS_BYTES, CAP_AS_BYTES))
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    # The size guard is configurable; a deployment that takes 5M-row snapshots raises it.
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "SNAPMAP_MAX_FILE_BYTES": str(8 << 30),
+    }
     started = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=limit)
     out, err = proc.communicate()

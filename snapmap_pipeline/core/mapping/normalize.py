@@ -291,7 +291,11 @@ def segment_vocab(glossary: Glossary, texts: list[str]) -> frozenset[str]:
             known.update(hint)
     for text in texts:
         known.update(words(text))
-    return frozenset(w for w in known if len(w) >= 2 and w.isalpha() and (w not in glossary.stopwords or w in glossary.joiners))
+    return frozenset(
+        w
+        for w in known
+        if len(w) >= 2 and w.isalpha() and (w not in glossary.stopwords or w in glossary.joiners)
+    )
 
 
 def expanded_text(header: str, glossary: Glossary, vocab: frozenset[str] = frozenset()) -> str:

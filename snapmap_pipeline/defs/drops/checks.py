@@ -10,6 +10,7 @@ import polars as pl
 from snapmap_pipeline.core.schema import load_schema
 from snapmap_pipeline.defs.drops.assets import field_mapping
 from snapmap_pipeline.defs.drops.common import frame_markdown
+from snapmap_pipeline.defs.drops.partitions import drops_partitions
 from snapmap_pipeline.defs.resources import ArtifactsResource
 from snapmap_pipeline.settings import get_settings
 
@@ -17,6 +18,7 @@ MAX_CASES = 20
 
 
 @dg.asset_check(
+    partitions_def=drops_partitions,
     asset=field_mapping,
     blocking=True,
     description=("Every field the output requires is mapped, and every mapping is confident or overridden."),
@@ -43,6 +45,7 @@ def mapping_reviewed(field_mapping: dict[str, Any]) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
+    partitions_def=drops_partitions,
     asset="validated_frame",
     blocking=True,
     additional_ins={"field_mapping": dg.AssetIn("field_mapping")},
@@ -79,6 +82,7 @@ def contract(validated_frame: pl.DataFrame, field_mapping: dict[str, Any]) -> dg
 
 
 @dg.asset_check(
+    partitions_def=drops_partitions,
     asset="validated_frame",
     blocking=True,
     additional_ins={"parsed_table": dg.AssetIn("parsed_table"), "quarantine": dg.AssetIn("quarantine")},
@@ -109,6 +113,7 @@ def row_conservation(
 
 
 @dg.asset_check(
+    partitions_def=drops_partitions,
     asset="validated_frame",
     blocking=False,
     additional_ins={"field_mapping": dg.AssetIn("field_mapping")},
@@ -149,6 +154,7 @@ def quality_suite(
 
 
 @dg.asset_check(
+    partitions_def=drops_partitions,
     asset="eightfold_xml", blocking=True, description="The XML is valid against the entity's XSD."
 )
 def xml_valid(eightfold_xml: dict[str, Any], artifacts: ArtifactsResource) -> dg.AssetCheckResult:
