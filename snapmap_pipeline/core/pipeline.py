@@ -210,7 +210,7 @@ def export_step(
     With a `BackgroundQuality`, the quality report runs in its worker while the XML is written.
     """
     from snapmap_pipeline.core.export.csv import write_eightfold_csv, write_quarantine_csv
-    from snapmap_pipeline.core.export.xml import own_xsd, validate_xml, write_xml
+    from snapmap_pipeline.core.export.xml import XsdChecker, own_xsd, write_xml
 
     settings = settings or get_settings()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -220,8 +220,10 @@ def export_step(
             validated.valid, schema, operation, out_dir / "quality", sample_rows=settings.quality_sample_rows
         )
     xml_path = out_dir / f"{schema.entity}.xml"
-    xml_report = write_xml(validated.valid, schema, operation, xml_path)
-    xsd_errors = validate_xml(xml_path, own_xsd(schema.entity, operation))
+    # Each chunk is checked against the XSD in a thread while the next is built: no second read.
+    checker = XsdChecker(own_xsd(schema.entity, operation), schema.xml.root, schema.xml.record)
+    xml_report = write_xml(validated.valid, schema, operation, xml_path, on_chunk=checker)
+    xsd_errors = checker.finish()
     csv_report = write_eightfold_csv(validated.valid, schema, operation, out_dir / f"{schema.csv_file}.csv")
     q_path = out_dir / "quarantine.csv"
     write_quarantine_csv(validated.quarantine, q_path)

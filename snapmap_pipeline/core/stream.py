@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -667,51 +666,6 @@ def _append(part: Path, dest: Path, first: bool) -> None:
         shutil.copyfileobj(fin, fout, COPY_BLOCK)
 
 
-class _XsdCheck:
-    """Checks each XML chunk against the XSD in a worker thread while the next chunk is built (libxml2
-    parses and validates without the GIL); at most one chunk waits, so memory stays bounded."""
-
-    def __init__(self, xsd_path: Path, root: str, record: str) -> None:
-        from snapmap_pipeline.core.export.xml import MAX_ERRORS, load_xsd
-
-        self.xsd = load_xsd(xsd_path)
-        self.root, self.record = root, record
-        self.errors: list[str] = []
-        self.max_errors = MAX_ERRORS
-        self.line = 3  # line 1: the declaration, line 2: the root element
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="snapmap-xsd")
-        self.pending: Future[list[str]] | None = None
-
-    def __call__(self, records: bytes) -> None:
-        from snapmap_pipeline.core.export.xml import validate_records
-
-        self._collect()
-        room = self.max_errors - len(self.errors)
-        if room > 0:
-            self.pending = self.pool.submit(
-                validate_records,
-                records,
-                self.xsd,
-                self.root,
-                record=self.record,
-                max_errors=room,
-                first_line=self.line,
-            )
-        self.line += records.count(b"\n")
-
-    def _collect(self) -> None:
-        if self.pending is not None:
-            self.errors.extend(self.pending.result())
-            self.pending = None
-
-    def finish(self) -> list[str]:
-        try:
-            self._collect()
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-        return self.errors[: self.max_errors]
-
-
 def _export_pass(
     src: Path,
     out_dir: Path,
@@ -732,7 +686,7 @@ def _export_pass(
     """Pass 2: every block through transform and validate; XML, CSV and quarantine appended to their
     `*.part` files, renamed at the end. Any failure removes the parts and re-raises."""
     from snapmap_pipeline.core.export.csv import blank_reason, write_eightfold_csv, write_quarantine_csv
-    from snapmap_pipeline.core.export.xml import own_xsd, write_xml
+    from snapmap_pipeline.core.export.xml import XsdChecker, own_xsd, write_xml
     from snapmap_pipeline.core.transform import apply_mapping, transform
     from snapmap_pipeline.core.validate import attach_source, validate
 
@@ -837,7 +791,7 @@ def _export_pass(
         csv_state["files"] = [out_dir / p.name for p in report.files]
         csv_state["rows"] += report.rows
 
-    check = _XsdCheck(own_xsd(schema.entity, operation), schema.xml.root, schema.xml.record)
+    check = XsdChecker(own_xsd(schema.entity, operation), schema.xml.root, schema.xml.record)
     summary: dict[str, Any] | None = None
     try:
         xml_report = write_xml(valid_frames(), schema, operation, _part(xml_path), on_chunk=check)

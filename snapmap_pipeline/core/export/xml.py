@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -540,3 +541,48 @@ def validate_xml(path: Path, xsd_path: Path, *, max_errors: int = MAX_ERRORS) ->
         if not schema.validate(doc):
             return [_mask(f"line {e.line}: {e.message}") for e in list(schema.error_log)[:max_errors]]
     return [_mask(getattr(e, "message", None) or str(e)) for e in streamed[:max_errors]]
+
+
+class XsdChecker:
+    """Checks each XML chunk against the XSD in a worker thread while the next chunk is built (libxml2
+    parses and validates without the GIL); at most one chunk waits, so memory stays bounded.
+
+    Pass it as `write_xml(..., on_chunk=checker)`, then `checker.finish()` gives the errors. Uniqueness
+    across chunks is the validator's whole-file duplicate rules, not the XSD's identity constraints.
+    """
+
+    def __init__(self, xsd_path: Path, root: str, record: str) -> None:
+        self.xsd = load_xsd(xsd_path)
+        self.root, self.record = root, record
+        self.errors: list[str] = []
+        self.max_errors = MAX_ERRORS
+        self.line = 3  # line 1: the declaration, line 2: the root element
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="snapmap-xsd")
+        self.pending: Future[list[str]] | None = None
+
+    def __call__(self, records: bytes) -> None:
+        self._collect()
+        room = self.max_errors - len(self.errors)
+        if room > 0:
+            self.pending = self.pool.submit(
+                validate_records,
+                records,
+                self.xsd,
+                self.root,
+                record=self.record,
+                max_errors=room,
+                first_line=self.line,
+            )
+        self.line += records.count(b"\n")
+
+    def _collect(self) -> None:
+        if self.pending is not None:
+            self.errors.extend(self.pending.result())
+            self.pending = None
+
+    def finish(self) -> list[str]:
+        try:
+            self._collect()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        return self.errors[: self.max_errors]
