@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     webmail_domains: str = DEFAULT_WEBMAIL
     date_order: str | None = Field(None, description="Force 'dmy' or 'mdy' for ambiguous dates.")
     quality_sample_rows: int = 100_000
+    xsd_full_check_rows: int = Field(
+        250_000,
+        description="Up to this many rows every record is checked against the XSD while writing; "
+        "above it, the first xsd_sample_records of each chunk (the report says so).",
+    )
+    xsd_sample_records: int = 5_000
     stream_above_bytes: int = Field(
         64 * 1024 * 1024, description="CSV files larger than this are streamed in bounded memory."
     )

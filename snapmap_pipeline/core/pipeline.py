@@ -221,7 +221,10 @@ def export_step(
         )
     xml_path = out_dir / f"{schema.entity}.xml"
     # Each chunk is checked against the XSD in a thread while the next is built: no second read.
-    checker = XsdChecker(own_xsd(schema.entity, operation), schema.xml.root, schema.xml.record)
+    sample = settings.xsd_sample_records if validated.valid.height > settings.xsd_full_check_rows else None
+    checker = XsdChecker(
+        own_xsd(schema.entity, operation), schema.xml.root, schema.xml.record, sample_records=sample
+    )
     xml_report = write_xml(validated.valid, schema, operation, xml_path, on_chunk=checker)
     xsd_errors = checker.finish()
     csv_report = write_eightfold_csv(validated.valid, schema, operation, out_dir / f"{schema.csv_file}.csv")
@@ -235,6 +238,7 @@ def export_step(
         "xml_report": xml_report.to_dict(),
         "csv_report": csv_report.to_dict(),
         "xsd_errors": xsd_errors,
+        "xsd_checked": {"records": checker.checked, "of": checker.written, "sampled": sample is not None},
     }
     if pending is not None:
         outputs["quality"] = pending.result()

@@ -155,7 +155,9 @@ def quality_suite(
 
 @dg.asset_check(
     partitions_def=drops_partitions,
-    asset="eightfold_xml", blocking=True, description="The XML is valid against the entity's XSD."
+    asset="eightfold_xml",
+    blocking=True,
+    description="The XML is valid against the entity's XSD.",
 )
 def xml_valid(eightfold_xml: dict[str, Any], artifacts: ArtifactsResource) -> dg.AssetCheckResult:
     from snapmap_pipeline.core.export.xml import own_xsd, validate_xml
