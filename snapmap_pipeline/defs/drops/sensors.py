@@ -37,9 +37,12 @@ process_drop = dg.define_asset_job(
 )
 
 
-def already_ran(instance: dg.DagsterInstance, digest: str) -> bool:
-    """A run for these bytes exists (from any sensor, under any name)."""
-    return bool(instance.get_run_records(dg.RunsFilter(tags={TAG_HASH: digest}), limit=1))
+def already_ran(instance: dg.DagsterInstance, digests: list[str]) -> set[str]:
+    """The hashes among `digests` that a run exists for (from any sensor, under any name): one query."""
+    if not digests:
+        return set()
+    records = instance.get_run_records(dg.RunsFilter(tags={TAG_HASH: digests}))
+    return {r.dagster_run.tags.get(TAG_HASH) for r in records}
 
 
 def drop_tick(
@@ -51,15 +54,17 @@ def drop_tick(
     state = json.loads(context.cursor) if context.cursor else {}
     tick = poll(source, state, limit=limit)
     requests, keys, seen = [], [], set()
+    hashed = []
     for f in tick.ready:  # bounded by the page size; each file must be fetched to hash its bytes
         try:
-            digest = content_hash(source.fetch(f))
+            hashed.append((f, content_hash(source.fetch(f))))
         except SnapMapError as exc:
             log.warning(
                 "drop not fetched; retried next time it changes", extra={"fields": {"code": exc.code}}
             )
-            continue
-        if digest in seen or already_ran(context.instance, digest):
+    ran = already_ran(context.instance, [d for _, d in hashed])
+    for f, digest in hashed:
+        if digest in seen or digest in ran:
             continue
         seen.add(digest)
         key = drop_partition_key(f.name, digest)
