@@ -269,6 +269,9 @@ class ProcessReport:
     transform: dict = field(default_factory=dict)
     seconds: float = 0.0
 
+    def write(self, out_dir: Path) -> None:
+        (out_dir / "report.json").write_text(json.dumps(self.to_dict(), indent=2, default=str))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.filename,
@@ -287,6 +290,41 @@ class ProcessReport:
             "transform": self.transform,
             "seconds": round(self.seconds, 3),
         }
+
+
+def write_blocked_report(
+    out_dir: Path,
+    exc: MappingReviewError,
+    *,
+    filename: str,
+    schema: EntitySchema,
+    operation: str,
+    tenant: str | None,
+    mapping: Any,
+    **extra: Any,
+) -> None:
+    """report.json for a file stopped for review: the mapping and what to fix, no outputs."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    blocked = {
+        "file": filename,
+        "status": "blocked",
+        "entity": schema.entity,
+        "operation": operation,
+        "tenant": tenant,
+        **extra,
+        "mapping": mapping.to_dict(),
+        "review": exc.details.get("reasons", []),
+        "outputs": {},
+    }
+    (out_dir / "report.json").write_text(json.dumps(blocked, indent=2, default=str))
+
+
+def report_issues(issues: list, outputs: dict[str, Any]) -> list:
+    """The validator's issues plus a warning when the Eightfold CSV was skipped (the XML still went out)."""
+    out = list(issues)
+    if outputs.get("csv") is None:
+        out.append({"level": "warning", "rule": "csv_skipped", "message": outputs["csv_report"]["reason"]})
+    return out
 
 
 def process_bytes(
@@ -317,19 +355,16 @@ def process_bytes(
     try:
         review_or_raise(mapping, schema, operation, settings)
     except MappingReviewError as exc:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        blocked = {
-            "file": filename,
-            "status": "blocked",
-            "entity": schema.entity,
-            "operation": operation,
-            "tenant": tenant,
-            "rows_in": df.height,
-            "mapping": mapping.to_dict(),
-            "review": exc.details.get("reasons", []),
-            "outputs": {},
-        }
-        (out_dir / "report.json").write_text(json.dumps(blocked, indent=2, default=str))
+        write_blocked_report(
+            out_dir,
+            exc,
+            filename=filename,
+            schema=schema,
+            operation=operation,
+            tenant=tenant,
+            mapping=mapping,
+            rows_in=df.height,
+        )
         raise
     validated = validate_step(
         df, mapping, schema, operation=operation, drop_time=drop_time, tenant=tenant, settings=settings
@@ -344,9 +379,6 @@ def process_bytes(
         background=background,
     )
     r = validated.result
-    issues = list(r.issues)
-    if outputs["csv"] is None:
-        issues.append({"level": "warning", "rule": "csv_skipped", "message": outputs["csv_report"]["reason"]})
     report = ProcessReport(
         filename=filename,
         entity=schema.entity,
@@ -356,12 +388,12 @@ def process_bytes(
         rows_valid=r.rows_valid,
         rows_quarantined=r.rows_quarantined,
         mapping=mapping.to_dict(),
-        issues=issues,
+        issues=report_issues(r.issues, outputs),
         outputs=outputs,
         read=read_report.to_dict(),
         inference=guess.to_dict(),
         transform=validated.transform_report.to_dict(),
         seconds=time.perf_counter() - started,
     )
-    (out_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    report.write(out_dir)
     return report

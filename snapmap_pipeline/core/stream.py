@@ -37,8 +37,10 @@ from snapmap_pipeline.core.pipeline import (
     map_step,
     process_bytes,
     read_step,
+    report_issues,
     review_or_raise,
     tenant_settings,
+    write_blocked_report,
 )
 from snapmap_pipeline.core.read import detect_encoding
 from snapmap_pipeline.core.schema import EntitySchema, load_schema
@@ -537,19 +539,17 @@ def process_path(
         try:
             review_or_raise(mapping, schema, operation, settings)
         except MappingReviewError as exc:
-            blocked = {
-                "file": filename,
-                "status": "blocked",
-                "entity": schema.entity,
-                "operation": operation,
-                "tenant": tenant,
-                "rows_in": None,
-                "rows_read_for_mapping": df.height,
-                "mapping": mapping.to_dict(),
-                "review": exc.details.get("reasons", []),
-                "outputs": {},
-            }
-            (out_dir / "report.json").write_text(json.dumps(blocked, indent=2, default=str))
+            write_blocked_report(
+                out_dir,
+                exc,
+                filename=filename,
+                schema=schema,
+                operation=operation,
+                tenant=tenant,
+                mapping=mapping,
+                rows_in=None,
+                rows_read_for_mapping=df.height,
+            )
             raise
         avg_row = max(1, len(prefix) // max(1, df.height + 1))
         block_bytes = max(MIN_BLOCK_BYTES, chunk_rows * avg_row)
@@ -602,9 +602,6 @@ def process_path(
     if totals.blanks:
         read_report.warnings.append(f"{totals.blanks} blank line(s) skipped")
     read_report.rows = totals.rows_in + totals.blanks
-    issues = list(totals.issues.values())
-    if outputs["csv"] is None:
-        issues.append({"level": "warning", "rule": "csv_skipped", "message": outputs["csv_report"]["reason"]})
     report = ProcessReport(
         filename=filename,
         entity=schema.entity,
@@ -614,7 +611,7 @@ def process_path(
         rows_valid=totals.rows_valid,
         rows_quarantined=totals.rows_quarantined,
         mapping=mapping.to_dict(),
-        issues=issues,
+        issues=report_issues(list(totals.issues.values()), outputs),
         outputs=outputs,
         read=read_report.to_dict(),
         inference=guess.to_dict(),
@@ -626,7 +623,7 @@ def process_path(
         },
         seconds=time.perf_counter() - started,
     )
-    (out_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    report.write(out_dir)
     log.info(
         "streamed",
         extra={
