@@ -246,7 +246,11 @@ def _write_table(uri: str, name: str, pairs: list[tuple[str, str]], vecs: np.nda
     )
     try:
         db = _connect(uri)
-        db.create_table(name, data=table, mode="overwrite")
+        # "overwrite" on a missing table makes lance log a WARN that no env var silences: create first
+        try:
+            db.create_table(name, data=table, mode="create")
+        except ValueError:  # it exists (a new schema version gets a new name; this is a rebuild)
+            db.create_table(name, data=table, mode="overwrite")
     except (OSError, ValueError, RuntimeError) as exc:
         # another process may be writing the same index; the vectors in memory are still right
         log.warning("field index not stored", extra={"fields": {"error": type(exc).__name__}})
