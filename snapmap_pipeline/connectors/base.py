@@ -230,6 +230,15 @@ class BaseDropSource:
         self.require_done_marker = require_done_marker
         self._snapshot: dict[str, RemoteFile] | None = None
 
+    def __enter__(self) -> BaseDropSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release connections (SFTP overrides it); a closed source reconnects on its next call."""
+
     # subclasses --------------------------------------------------------------------------------
     def _walk(self) -> list[RemoteFile]:
         """Every candidate file under the root (filters applied)."""

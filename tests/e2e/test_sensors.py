@@ -11,6 +11,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
+import psutil
 import pytest
 
 from snapmap_pipeline.defs.drops.partitions import TAG_HASH, TAG_SOURCE, TAG_TENANT
@@ -206,6 +207,15 @@ def test_s3_drop_sensor_requests_one_run_per_stable_object(dagster_env, monkeypa
     assert {r.tags["snapmap/path"] for r in requests} == set(files)
 
 
+def _sessions_to(port: int) -> int:
+    """This process's established TCP connections to `port`."""
+    return sum(
+        1
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    )
+
+
 @pytest.mark.integration
 def test_sftp_drop_sensor_requests_one_run_per_stable_file(dagster_env, monkeypatch, sshd_server, tmp_path):  # noqa: F811
     root = sshd_server.root / f"drops-{tmp_path.name}"
@@ -224,6 +234,8 @@ def test_sftp_drop_sensor_requests_one_run_per_stable_file(dagster_env, monkeypa
         "SNAPMAP_SFTP_KNOWN_HOSTS": str(sshd_server.known_hosts),
         "SNAPMAP_SFTP_ROOT": str(root),
     }
+    before = _sessions_to(sshd_server.port)
     requests = prod_sensor_ticks(dagster_env, monkeypatch, env, "sftp")
     assert_one_run_per_file(requests, files, "sftp")
+    assert _sessions_to(sshd_server.port) == before  # each tick closed its SFTP session
     assert {r.tags["snapmap/path"] for r in requests} == set(files)

@@ -59,7 +59,8 @@ def raw_upload(
                     f"drop the file again so a sensor picks it up",
                     code="drop_unknown",
                 )
-            data = drop_sources.source(tags[TAG_SOURCE]).fetch(tags[TAG_PATH])
+            with drop_sources.source(tags[TAG_SOURCE]) as source:
+                data = source.fetch(tags[TAG_PATH])
             digest = core.content_hash(data)
             if TAG_HASH in tags and digest != tags[TAG_HASH]:
                 raise InputError(
@@ -323,8 +324,8 @@ def delivery(
             context.instance.add_dynamic_partitions(FEEDS, [feed])
     moved = None
     if drop_sources.move_processed and drop_sources.configured(raw_upload["source"]):
-        with as_failure():
-            moved = drop_sources.source(raw_upload["source"]).move(raw_upload["path"], "processed")
+        with as_failure(), drop_sources.source(raw_upload["source"]) as source:
+            moved = source.move(raw_upload["path"], "processed")
     context.add_output_metadata(
         {
             "delivered": target is not None,

@@ -102,7 +102,8 @@ def make_drop_sensor(kind: str, default: dg.DefaultSensorStatus) -> dg.SensorDef
     def _sensor(context: dg.SensorEvaluationContext, drop_sources: DropSourcesResource):
         if not drop_sources.configured(kind):
             return dg.SkipReason(f"the {kind} drop source is not configured")
-        return drop_tick(context, drop_sources.source(kind), kind)
+        with drop_sources.source(kind) as source:  # closes the SFTP session at the end of the tick
+            return drop_tick(context, source, kind)
 
     return _sensor
 
