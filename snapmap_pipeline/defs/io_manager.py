@@ -37,6 +37,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         return self.artifacts.store()
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if not context.has_asset_key:
+            return  # a plain op's result (the retention job's counts) is bookkeeping: its metadata has it
         key = context.asset_partition_key if context.has_asset_partitions else None
         if isinstance(obj, pl.DataFrame):
             buf = io.BytesIO()
