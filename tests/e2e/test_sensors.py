@@ -90,7 +90,9 @@ class _Webhook:
         self.thread.join(timeout=5)
 
 
-def failure_context(instance: dg.DagsterInstance, defs: dg.Definitions, run_id: str, sensor_name: str):
+def failure_context(
+    instance: dg.DagsterInstance, defs: dg.Definitions, run_id: str, sensor_name: str, drop_sources=None
+):
     """The context the daemon gives a run-failure sensor: the failed run and its RUN_FAILURE event."""
     run = instance.get_run_by_id(run_id)
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
@@ -100,8 +102,29 @@ def failure_context(instance: dg.DagsterInstance, defs: dg.Definitions, run_id: 
         dagster_event=records[0].event_log_entry.dagster_event,
         dagster_instance=instance,
         dagster_run=run,
-        resources={"drop_sources": defs.resources["drop_sources"]},
+        resources={"drop_sources": drop_sources or defs.resources["drop_sources"]},
     ).for_run_failure()
+
+
+def test_failed_drop_moves_to_failed_but_one_blocked_for_review_stays(dagster_env):
+    from snapmap_pipeline.defs.resources import DropSourcesResource
+
+    dagster_env.drop("acme/broken.csv", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>\nendobj\n")
+    dagster_env.drop("hooli/legacy.csv", "EMP_NO,FNM,LNM,EML_ADDR,JC\nH-1,Nelson,Bighetti,n@hooli.com,ENG2\n")
+    (dagster_env.config / "tenants" / "hooli.yaml").write_text("entity: employee\n")
+    dagster_env.rebuild()
+    requests, cursor = sensor_tick(dagster_env.instance, dagster_env.defs, "local_drop_sensor", None)
+    requests += sensor_tick(dagster_env.instance, dagster_env.defs, "local_drop_sensor", cursor)[0]
+    assert len(requests) == 2
+    moving = DropSourcesResource(local_root=str(dagster_env.drops), move_processed=True)
+    sensor = dagster_env.defs.resolve_sensor_def("run_failure_alert")
+    for request in requests:
+        result = execute_request(dagster_env.instance, dagster_env.defs, request)
+        assert not result.success
+        sensor(failure_context(dagster_env.instance, dagster_env.defs, result.run_id, sensor.name, moving))
+    assert not (dagster_env.drops / "acme/broken.csv").exists()
+    assert [p.name for p in (dagster_env.drops / "failed").rglob("*.csv")] == ["broken.csv"]
+    assert (dagster_env.drops / "hooli/legacy.csv").is_file()  # waits for its override and a rerun
 
 
 def test_run_failure_alert_posts_partition_step_and_reason_without_cells(dagster_env, monkeypatch):

@@ -4,6 +4,7 @@
 """
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import polars as pl
 from snapmap_pipeline.core import pipeline as core
 from snapmap_pipeline.core.schema import load_schema
 from snapmap_pipeline.defs.daily.partitions import FEEDS, feed_key
+from snapmap_pipeline.defs.drops import checks
 from snapmap_pipeline.defs.drops.common import as_failure, mapping_markdown, mapping_rows, masked_preview
 from snapmap_pipeline.defs.drops.partitions import (
     TAG_DROPPED_AT,
@@ -143,13 +145,13 @@ def inferred_entity(
     return out
 
 
-@dg.asset(**_common(kinds={"python"}), pool=EMBEDDING_POOL)
+@dg.asset(**_common(kinds={"python"}), pool=EMBEDDING_POOL, check_specs=[checks.MAPPING_REVIEWED])
 def field_mapping(
     context: dg.AssetExecutionContext,
     raw_upload: dict[str, Any],
     parsed_table: pl.DataFrame,
     inferred_entity: dict[str, Any],
-) -> dict[str, Any]:
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Source columns → Eightfold fields. Never raises for review: the blocking check does that, so the
     mapping is visible in the UI when it needs a person."""
     started = time.perf_counter()
@@ -162,8 +164,10 @@ def field_mapping(
         )
     rows = mapping_rows(mapping)
     confs = [float(r["confidence"]) for r in rows if r.get("target") and r.get("confidence") is not None]
-    context.add_output_metadata(
-        {
+    out = {"entity": entity, "operation": OPERATION, "tenant": tenant, "mapping": mapping}
+    yield dg.Output(
+        out,
+        metadata={
             "entity": entity,
             "mapping": dg.MetadataValue.md(mapping_markdown(rows)),
             "mapped columns": sum(1 for r in rows if r.get("target")),
@@ -171,9 +175,9 @@ def field_mapping(
             "min confidence": min(confs) if confs else 0.0,
             "mean confidence": round(sum(confs) / len(confs), 4) if confs else 0.0,
             "seconds": round(time.perf_counter() - started, 3),
-        }
+        },
     )
-    return {"entity": entity, "operation": OPERATION, "tenant": tenant, "mapping": mapping}
+    yield checks.mapping_reviewed(out)
 
 
 @dg.multi_asset(
@@ -185,6 +189,7 @@ def field_mapping(
             kinds={"polars"}, description="Rows that cannot, with _row, _rule, _column, _message."
         ),
     },
+    check_specs=[checks.CONTRACT, checks.ROW_CONSERVATION],
     **_common(),
 )
 def validated_frame(
@@ -235,6 +240,8 @@ def validated_frame(
             ),
         },
     )
+    yield checks.contract(v.valid, field_mapping)
+    yield checks.row_conservation(v.valid, parsed_table, v.quarantine)
 
 
 @dg.multi_asset(
@@ -244,6 +251,7 @@ def validated_frame(
             kinds={"csv"}, description="Eightfold CSV (skipped with a reason when the spec can't be met)."
         ),
     },
+    check_specs=[checks.XML_VALID],
     **_common(),
 )
 def eightfold_xml(
@@ -263,6 +271,7 @@ def eightfold_xml(
         outputs = core.export_step(
             validated, schema, out_dir, operation=field_mapping["operation"], quality=False
         )
+        xml_check = checks.xml_valid(Path(outputs["xml"]), schema.entity, field_mapping["operation"])
 
     def uri(local: str | None) -> str | None:
         return None if local is None else store.uri(f"{rel}/{Path(local).relative_to(out_dir).as_posix()}")
@@ -285,6 +294,7 @@ def eightfold_xml(
     else:
         csv_meta["reason"] = str(outputs["csv_report"].get("reason", ""))
     yield dg.Output(files["csv"], "eightfold_csv", metadata=csv_meta)
+    yield xml_check
 
 
 @dg.asset(**_common(kinds={"sftp", "s3"}), retry_policy=NETWORK_RETRY)

@@ -1,6 +1,10 @@
-"""Checks that stop bad data going out. Blocking ones (ERROR) keep downstream assets from running."""
+"""Checks that stop bad data going out. Blocking ones (ERROR) keep downstream assets from running.
 
-import tempfile
+The blocking checks run inside their asset's step (`check_specs`): a file's run is 8 step processes
+instead of 12, and each check sees the values its asset just made instead of reading them back. The
+quality suite stays a step of its own, because it is heavy and non-blocking and runs beside the export.
+"""
+
 from pathlib import Path
 from typing import Any
 
@@ -8,7 +12,6 @@ import dagster as dg
 import polars as pl
 
 from snapmap_pipeline.core.schema import load_schema
-from snapmap_pipeline.defs.drops.assets import field_mapping
 from snapmap_pipeline.defs.drops.common import frame_markdown
 from snapmap_pipeline.defs.drops.partitions import drops_partitions
 from snapmap_pipeline.defs.resources import ArtifactsResource
@@ -17,12 +20,36 @@ from snapmap_pipeline.settings import get_settings
 MAX_CASES = 20
 
 
-@dg.asset_check(
-    partitions_def=drops_partitions,
-    asset=field_mapping,
+MAPPING_REVIEWED = dg.AssetCheckSpec(
+    "mapping_reviewed",
+    asset="field_mapping",
     blocking=True,
-    description=("Every field the output requires is mapped, and every mapping is confident or overridden."),
+    partitions_def=drops_partitions,
+    description="Every field the output requires is mapped, and every mapping is confident or overridden.",
 )
+CONTRACT = dg.AssetCheckSpec(
+    "contract",
+    asset="validated_frame",
+    blocking=True,
+    partitions_def=drops_partitions,
+    description="The valid rows meet the entity's pandera contract.",
+)
+ROW_CONSERVATION = dg.AssetCheckSpec(
+    "row_conservation",
+    asset="validated_frame",
+    blocking=True,
+    partitions_def=drops_partitions,
+    description="Rows in = rows valid + rows quarantined; no row lost, none counted twice.",
+)
+XML_VALID = dg.AssetCheckSpec(
+    "xml_valid",
+    asset="eightfold_xml",
+    blocking=True,
+    partitions_def=drops_partitions,
+    description="The XML is valid against the entity's XSD.",
+)
+
+
 def mapping_reviewed(field_mapping: dict[str, Any]) -> dg.AssetCheckResult:
     schema = load_schema(field_mapping["entity"])
     reasons = field_mapping["mapping"].review_reasons(schema, field_mapping["operation"], get_settings())
@@ -33,6 +60,8 @@ def mapping_reviewed(field_mapping: dict[str, Any]) -> dg.AssetCheckResult:
         f"partition (all steps) from the UI."
     )
     return dg.AssetCheckResult(
+        check_name=MAPPING_REVIEWED.name,
+        asset_key=MAPPING_REVIEWED.asset_key,
         passed=not reasons,
         severity=dg.AssetCheckSeverity.ERROR,
         description=None if not reasons else f"{len(reasons)} mapping issue(s) need review. {how}",
@@ -44,13 +73,6 @@ def mapping_reviewed(field_mapping: dict[str, Any]) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(
-    partitions_def=drops_partitions,
-    asset="validated_frame",
-    blocking=True,
-    additional_ins={"field_mapping": dg.AssetIn("field_mapping")},
-    description="The valid rows meet the entity's pandera contract.",
-)
 def contract(validated_frame: pl.DataFrame, field_mapping: dict[str, Any]) -> dg.AssetCheckResult:
     from pandera.errors import SchemaErrors
 
@@ -69,6 +91,8 @@ def contract(validated_frame: pl.DataFrame, field_mapping: dict[str, Any]) -> dg
         if not get_settings().preview and "failure_case" in cases.columns:
             cases = cases.with_columns(pl.lit("•••").alias("failure_case"))  # values are personal data
         return dg.AssetCheckResult(
+            check_name=CONTRACT.name,
+            asset_key=CONTRACT.asset_key,
             passed=False,
             severity=dg.AssetCheckSeverity.ERROR,
             description=f"{cases.height} contract failure(s) in rows marked valid; this is a bug in the "
@@ -78,16 +102,14 @@ def contract(validated_frame: pl.DataFrame, field_mapping: dict[str, Any]) -> dg
                 "failures": cases.height,
             },
         )
-    return dg.AssetCheckResult(passed=True, metadata={"rows checked": data.height})
+    return dg.AssetCheckResult(
+        check_name=CONTRACT.name,
+        asset_key=CONTRACT.asset_key,
+        passed=True,
+        metadata={"rows checked": data.height},
+    )
 
 
-@dg.asset_check(
-    partitions_def=drops_partitions,
-    asset="validated_frame",
-    blocking=True,
-    additional_ins={"parsed_table": dg.AssetIn("parsed_table"), "quarantine": dg.AssetIn("quarantine")},
-    description="Rows in = rows valid + rows quarantined; no row lost, none counted twice.",
-)
 def row_conservation(
     validated_frame: pl.DataFrame, parsed_table: pl.DataFrame, quarantine: pl.DataFrame
 ) -> dg.AssetCheckResult:
@@ -105,6 +127,8 @@ def row_conservation(
         meta["rows both valid and quarantined"] = both
     ok = lost == 0 and both == 0
     return dg.AssetCheckResult(
+        check_name=ROW_CONSERVATION.name,
+        asset_key=ROW_CONSERVATION.asset_key,
         passed=ok,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata=meta,
@@ -153,22 +177,14 @@ def quality_suite(
     )
 
 
-@dg.asset_check(
-    partitions_def=drops_partitions,
-    asset="eightfold_xml",
-    blocking=True,
-    description="The XML is valid against the entity's XSD.",
-)
-def xml_valid(eightfold_xml: dict[str, Any], artifacts: ArtifactsResource) -> dg.AssetCheckResult:
+def xml_valid(xml_path: Path, entity: str, operation: str) -> dg.AssetCheckResult:
+    """The whole written file against our XSD (the export itself may have checked only a sample)."""
     from snapmap_pipeline.core.export.xml import own_xsd, validate_xml
 
-    store = artifacts.store()
-    rel = f"{eightfold_xml['rel']}/{Path(eightfold_xml['xml']).name}"
-    with tempfile.TemporaryDirectory(prefix="snapmap-xsd-") as tmp:
-        local = Path(tmp) / "feed.xml"
-        local.write_bytes(store.read_bytes(rel))
-        errors = validate_xml(local, own_xsd(eightfold_xml["entity"], eightfold_xml["operation"]))
+    errors = validate_xml(xml_path, own_xsd(entity, operation))
     return dg.AssetCheckResult(
+        check_name=XML_VALID.name,
+        asset_key=XML_VALID.asset_key,
         passed=not errors,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
@@ -178,4 +194,4 @@ def xml_valid(eightfold_xml: dict[str, Any], artifacts: ArtifactsResource) -> dg
     )
 
 
-checks = [mapping_reviewed, contract, row_conservation, quality_suite, xml_valid]
+checks = [quality_suite]  # the others are `check_specs` of their assets

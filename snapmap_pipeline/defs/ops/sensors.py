@@ -17,7 +17,19 @@ from snapmap_pipeline.settings import get_settings
 
 log = get_logger(__name__)
 
-REVIEW_MARKERS = ("mapping_reviewed", "inferred_entity")  # failures a person fixes, then reruns
+REVIEW_CHECKS = ("mapping_reviewed",)  # blocking checks a person satisfies (an override), then reruns
+REVIEW_STEPS = ("inferred_entity",)  # steps whose failure means the same (entity unknown)
+
+
+def needs_review(context: dg.RunFailureSensorContext, failing_steps: list[dict[str, Any]]) -> bool:
+    """A run stopped for a person's review, not broken: its file stays where it is for the rerun."""
+    if any(m in (s["step"] or "") for s in failing_steps for m in REVIEW_STEPS):
+        return True
+    records = context.instance.get_records_for_run(
+        context.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    evaluations = (r.event_log_entry.dagster_event.event_specific_data for r in records)
+    return any(e.check_name in REVIEW_CHECKS and not e.passed for e in evaluations)
 
 
 def alert_payload(context: dg.RunFailureSensorContext) -> dict[str, Any]:
@@ -67,7 +79,7 @@ def run_failure_alert(context: dg.RunFailureSensorContext, drop_sources: DropSou
     if url:
         post_webhook(url, payload)
     tags = context.dagster_run.tags
-    review = any(m in (s["step"] or "") for s in payload["failing_steps"] for m in REVIEW_MARKERS)
+    review = needs_review(context, payload["failing_steps"])
     if (
         TAG_PATH in tags
         and not review
@@ -75,6 +87,7 @@ def run_failure_alert(context: dg.RunFailureSensorContext, drop_sources: DropSou
         and drop_sources.configured(tags[TAG_SOURCE])
     ):
         try:
-            drop_sources.source(tags[TAG_SOURCE]).move(tags[TAG_PATH], "failed")
+            with drop_sources.source(tags[TAG_SOURCE]) as source:
+                source.move(tags[TAG_PATH], "failed")
         except SnapMapError as exc:
             log.warning("could not move failed drop", extra={"fields": {"code": exc.code}})
