@@ -5,20 +5,32 @@ import warnings
 
 import dagster as dg
 
-# We use the partition mappings and backfill policy Dagster marks beta, on purpose (see daily/);
-# the warning on every load would only hide the warnings that matter.
+# We use the partition mappings and backfill policy Dagster marks beta, and per-partition asset checks
+# it marks preview, on purpose (see daily/ and drops/checks.py); the warning on every load would only
+# hide the warnings that matter.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from snapmap_pipeline.defs import daily, drops, ops  # noqa: E402
 from snapmap_pipeline.defs.resources import resources_for  # noqa: E402
 from snapmap_pipeline.settings import get_settings  # noqa: E402
 
 
+# Each step is a process; forkserver forks it from a server that imported the pipeline once per run,
+# instead of spawn's fresh interpreter per step re-importing dagster, polars and the pipeline.
+EXECUTOR = dg.multiprocess_executor.configured(
+    {"start_method": {"forkserver": {"preload_modules": ["snapmap_pipeline.defs"]}}}
+)
+
+
 def build_defs() -> dg.Definitions:
     """Definitions for the current settings (tests call it again after changing the environment)."""
     settings = get_settings()
     return dg.Definitions.merge(
-        drops.defs, daily.defs, ops.defs, dg.Definitions(resources=resources_for(settings.env, settings))
+        drops.defs,
+        daily.defs,
+        ops.defs,
+        dg.Definitions(resources=resources_for(settings.env, settings), executor=EXECUTOR),
     )
 
 
