@@ -232,6 +232,7 @@ class S3Server:
     secret_key: str = "testing"
     region: str = "us-east-1"
     workdir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)  # e.g. INITIAL_NO_AUTH_ACTION_COUNT: enforce auth
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _client: Any = field(default=None, repr=False)
 
@@ -251,6 +252,7 @@ class S3Server:
         out = (self.workdir / "moto.log").open("ab") if self.workdir else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [str(binary), "-H", self.host, "-p", str(self.port)],
+            env={**os.environ, **self.env},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -256,6 +256,50 @@ def test_6_wrong_password_asyncssh(asyncssh_server: AsyncSshServer, caplog: pyte
     assert secret not in str(err.value) and secret not in caplog.text
 
 
+S3_ALL = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}'
+
+
+def test_6_wrong_s3_credentials(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """moto_server enforcing IAM: after the first 4 calls (which make a user, a key and its policy)
+    every request must be signed by a known key."""
+    import boto3
+
+    caplog.set_level(logging.DEBUG)
+    server = S3Server(workdir=tmp_path, env={"INITIAL_NO_AUTH_ACTION_COUNT": "4"}).start()
+    try:
+
+        def client(service: str, key_id: str, secret: str) -> Any:
+            return boto3.session.Session().client(
+                service,
+                endpoint_url=server.endpoint_url,
+                region_name=server.region,
+                aws_access_key_id=key_id,
+                aws_secret_access_key=secret,
+            )
+
+        iam = client("iam", "testing", "testing")
+        iam.create_user(UserName="snapmap")
+        policy = iam.create_policy(PolicyName="s3-all", PolicyDocument=S3_ALL)["Policy"]["Arn"]
+        iam.attach_user_policy(UserName="snapmap", PolicyArn=policy)
+        key = iam.create_access_key(UserName="snapmap")["AccessKey"]
+        good = client("s3", key["AccessKeyId"], key["SecretAccessKey"])
+        good.create_bucket(Bucket="drops")
+        good.put_object(Bucket="drops", Key="acme/workers.csv", Body=b"id\n1\n")
+        assert [f.name for f in S3DropSource(good, "drops").list().files] == ["acme/workers.csv"]
+
+        wrong_secret = "wrong-" + secrets.token_hex(16)
+        caplog.clear()  # from here on, nothing logged (any logger, DEBUG included) may hold a secret
+        for key_id in (key["AccessKeyId"], "AKIA" + secrets.token_hex(8).upper()):  # known id, unknown id
+            src = S3DropSource(client("s3", key_id, wrong_secret), "drops", retries=3, backoff=0.01)
+            with pytest.raises(AuthenticationError, match="refused") as err:
+                src.list()
+            assert err.value.details["s3_code"] in {"SignatureDoesNotMatch", "InvalidAccessKeyId"}
+            assert wrong_secret not in str(err.value) and wrong_secret not in repr(err.value.to_dict())
+        assert wrong_secret not in caplog.text and key["SecretAccessKey"] not in caplog.text
+    finally:
+        server.stop()
+
+
 # 7 -------------------------------------------------------------------------------------------------
 BAD_NAMES = ["../outside.csv", "acme/../../outside.csv", "/etc/passwd", "acme/..\\..\\x.csv"]
 
