@@ -15,7 +15,6 @@ from snapmap_pipeline.defs import daily, drops, ops  # noqa: E402
 from snapmap_pipeline.defs.resources import resources_for  # noqa: E402
 from snapmap_pipeline.settings import get_settings  # noqa: E402
 
-
 # Each step is a process; forkserver forks it from a server that imported the pipeline once per run,
 # instead of spawn's fresh interpreter per step re-importing dagster, polars and the pipeline.
 EXECUTOR = dg.multiprocess_executor.configured(

@@ -20,34 +20,25 @@ from snapmap_pipeline.settings import get_settings
 MAX_CASES = 20
 
 
-MAPPING_REVIEWED = dg.AssetCheckSpec(
+def _blocking(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
+    """A per-partition check that stops downstream assets when it fails."""
+    return dg.AssetCheckSpec(
+        name, asset=asset, blocking=True, partitions_def=drops_partitions, description=description
+    )
+
+
+MAPPING_REVIEWED = _blocking(
     "mapping_reviewed",
-    asset="field_mapping",
-    blocking=True,
-    partitions_def=drops_partitions,
-    description="Every field the output requires is mapped, and every mapping is confident or overridden.",
+    "field_mapping",
+    "Every field the output requires is mapped, and every mapping is confident or overridden.",
 )
-CONTRACT = dg.AssetCheckSpec(
-    "contract",
-    asset="validated_frame",
-    blocking=True,
-    partitions_def=drops_partitions,
-    description="The valid rows meet the entity's pandera contract.",
-)
-ROW_CONSERVATION = dg.AssetCheckSpec(
+CONTRACT = _blocking("contract", "validated_frame", "The valid rows meet the entity's pandera contract.")
+ROW_CONSERVATION = _blocking(
     "row_conservation",
-    asset="validated_frame",
-    blocking=True,
-    partitions_def=drops_partitions,
-    description="Rows in = rows valid + rows quarantined; no row lost, none counted twice.",
+    "validated_frame",
+    "Rows in = rows valid + rows quarantined; no row lost, none counted twice.",
 )
-XML_VALID = dg.AssetCheckSpec(
-    "xml_valid",
-    asset="eightfold_xml",
-    blocking=True,
-    partitions_def=drops_partitions,
-    description="The XML is valid against the entity's XSD.",
-)
+XML_VALID = _blocking("xml_valid", "eightfold_xml", "The XML is valid against the entity's XSD.")
 
 
 def mapping_reviewed(field_mapping: dict[str, Any]) -> dg.AssetCheckResult:
