@@ -38,8 +38,7 @@ def run(src: Path, out: Path) -> dict:
         return now
 
     t = time.perf_counter()
-    data = src.read_bytes()
-    df, _ = read_step(data, src.name)
+    df, _ = read_step(src.read_bytes(), src.name)  # the bytes are not kept: the frame holds the data
     t = lap("read", t)
     guess, profiles = infer_step(df, src.name)
     schema = load_schema(guess.entity)

@@ -1,6 +1,8 @@
 -- role: normalising model for the role entity.
 -- Runs after the generic clean-up in core/transform.py (trim, blank -> null, lower-case emails and
 -- booleans, exact enum spellings, comma-joined lists); every field of schemas/role.yaml exists as a column.
+-- Companion sheets (ROLE-ASSOCIATED-TAGS, ROLE-SKILLS-LIST) are not joined here: core/companion.py attaches them to the
+-- validated records (schemas/role.yaml `companions`).
 -- Nothing entity-specific to derive yet: rows pass through unchanged. Add derivations here as
 -- SELECT * REPLACE (<expression> AS <FIELD>) FROM mapped. Keep every row and _row.
 -- Parameters: :drop_time, :entity, and any tenant parameters (bound as quoted literals).

@@ -212,16 +212,31 @@ def process(
         str, typer.Option("--operation", help="ingest | update | upsert | delete")
     ] = "ingest",
     as_json: JsonOpt = False,
+    companion: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--companion",
+            "-c",
+            help="A companion sheet of the entity (e.g. ROLE-ASSOCIATED-TAGS.csv), attached to the MAIN "
+            "records by key; repeat for several.",
+        ),
+    ] = None,
 ) -> None:
     """Process files into DIR/<file-stem>/: XML, Eightfold CSV, quarantine.csv, report.json, quality/."""
     from snapmap_pipeline.core.quality import BackgroundQuality
 
     worst = 0
     summaries = []
+    try:
+        companions = {c.name: _read_file(c) for c in companion or []}
+    except SnapMapError as exc:
+        _fail(exc)
     # The quality worker starts now, so GX's slow import overlaps reading and mapping the first file.
     with BackgroundQuality() as background:
         for f in files:
-            code, summary = _process_one(f, out, entity, tenant, operation, background, as_json)
+            code, summary = _process_one(
+                f, out, entity, tenant, operation, background, as_json, companions=companions
+            )
             worst = max(worst, code)
             summaries.append(summary)
     if as_json:
@@ -237,18 +252,24 @@ def _process_one(
     operation: str,
     background: object,
     as_json: bool,
+    *,
+    companions: dict[str, bytes] | None = None,
 ) -> tuple[int, dict]:
-    """Process one file; returns (exit code, summary row). Errors are one line on stderr."""
+    """Process one file; returns (exit code, summary row). Errors are one line on stderr.
+
+    With companion sheets the file is processed in memory (the streaming path takes MAIN files alone)."""
     from snapmap_pipeline.core.pipeline import process_bytes
     from snapmap_pipeline.core.stream import process_file
     from snapmap_pipeline.settings import get_settings
 
     common = {"out_dir": out / f.stem, "entity": entity, "tenant": tenant, "operation": operation}
     try:
-        if f.is_file() and f.stat().st_size > get_settings().stream_above_bytes:
+        if not companions and f.is_file() and f.stat().st_size > get_settings().stream_above_bytes:
             report = process_file(f, **common)  # streamed in bounded memory
         else:
-            report = process_bytes(_read_file(f), f.name, background=background, **common)
+            report = process_bytes(
+                _read_file(f), f.name, background=background, companions=companions or None, **common
+            )
     except SnapMapError as exc:
         sys.stderr.write(f"snapmap: {f.name}: {exc.code}: {exc.message}\n")
         return exc.exit_code, {"file": str(f), "status": "failed", "code": exc.code, "exit": exc.exit_code}
@@ -274,23 +295,31 @@ def preview(
     rows: Annotated[int, typer.Option("--rows", "-n")] = 20,
     entity: EntityOpt = None,
     tenant: TenantOpt = None,
+    companion: Annotated[
+        list[Path] | None,
+        typer.Option("--companion", "-c", help="A companion sheet of the entity; repeat for several."),
+    ] = None,
 ) -> None:
     """Show mapped and normalised rows and an XML excerpt, without writing outputs."""
     import tempfile
 
     import polars as pl
 
+    from snapmap_pipeline.core.companion import companion_columns
     from snapmap_pipeline.core.export.xml import write_xml
-    from snapmap_pipeline.core.pipeline import infer_step, map_step, read_step, validate_step
+    from snapmap_pipeline.core.pipeline import companion_step, infer_step, map_step, read_step, validate_step
     from snapmap_pipeline.core.schema import load_schema
 
     try:
-        df, _ = read_step(_read_file(file), file.name)
+        data = _read_file(file)
+        df, _ = read_step(data, file.name)
         df = df.head(rows)
         guess, profiles = infer_step(df, file.name, entity=entity, tenant=tenant)
         s = load_schema(guess.entity)
         mapping = map_step(df, profiles, s, tenant=tenant, filename=file.name)
-        validated = validate_step(df, mapping, s, tenant=tenant)
+        files = {c.name: _read_file(c) for c in companion or []}
+        inputs = companion_step(data, file.name, s, files)
+        validated = validate_step(df, mapping, s, tenant=tenant, companions=inputs)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "preview.xml"
             write_xml(validated.valid, s, "ingest", path)
@@ -298,7 +327,8 @@ def preview(
     except SnapMapError as exc:
         _fail(exc)
     with pl.Config(tbl_rows=rows, tbl_cols=12, fmt_str_lengths=30):
-        sys.stdout.write(f"entity: {s.entity}  rows shown: {df.height}\n{validated.valid}\n")
+        shown = validated.valid.drop(companion_columns(s, validated.valid))
+        sys.stdout.write(f"entity: {s.entity}  rows shown: {df.height}\n{shown}\n")
         if validated.quarantine.height:
             sys.stdout.write(f"quarantined:\n{validated.quarantine.select('_row', '_rule', '_column')}\n")
     sys.stdout.write(excerpt + "\n")

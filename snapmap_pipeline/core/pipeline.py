@@ -149,6 +149,7 @@ class Validated:
     quarantine: pl.DataFrame  # source columns + _row, _rule, _column, _message
     result: Any  # ValidationResult
     transform_report: Any  # TransformReport
+    companions: Any = None  # companion.CompanionReport: companion sheets attached, XML-only values
 
 
 def validate_step(
@@ -160,26 +161,40 @@ def validate_step(
     drop_time: datetime | None = None,
     tenant: str | None = None,
     settings: Settings | None = None,
+    companions: list | None = None,
 ) -> Validated:
-    """Mapped → transformed (SQL model) → validated; quarantine keeps the source columns."""
+    """Mapped → transformed (SQL model) → validated; quarantine keeps the source columns.
+
+    Then the records are completed for the XSD (core/companion.py): XML-only values from the SQL model or
+    the tenant's parameters, and `companions` (CompanionInput sheets) attached as repeated groups; a
+    record the XSD would still refuse (e.g. a role without associated tags) is quarantined.
+    """
+    from snapmap_pipeline.core.companion import complete_records, fill_xml_values, sql_params
     from snapmap_pipeline.core.transform import apply_mapping, transform
     from snapmap_pipeline.core.validate import attach_source, validate
 
     settings = tenant_settings(tenant, settings)
+    params = sql_params(schema, tenant, settings)
     mapped = apply_mapping(df, mapping, schema)
     transformed, treport = transform(
         mapped,
         schema,
         drop_time=drop_time or datetime.now(UTC),
-        params={"tenant": tenant or ""},
+        params=params,
         settings=settings,
     )
+    transformed, derived = fill_xml_values(transformed, schema, params)
+    treport.derived.update(derived)
     result = validate(
         transformed,
         schema,
         operation,
         settings=settings,
         date_order=settings.date_order,
+        clean=True,  # transform's output is trimmed, blanks null: no second trim
+    )
+    completed = complete_records(
+        result, transformed, schema, operation, inputs=companions or [], tenant=tenant
     )
     quarantine = attach_source(df, result.quarantine)
     log.info(
@@ -192,7 +207,7 @@ def validate_step(
             }
         },
     )
-    return Validated(result.valid, quarantine, result, treport)
+    return Validated(result.valid, quarantine, result, treport, completed)
 
 
 def export_step(
@@ -209,15 +224,18 @@ def export_step(
 
     With a `BackgroundQuality`, the quality report runs in its worker while the XML is written.
     """
+    from snapmap_pipeline.core.companion import companion_columns, write_companion_outputs
     from snapmap_pipeline.core.export.csv import write_eightfold_csv, write_quarantine_csv
     from snapmap_pipeline.core.export.xml import XsdChecker, own_xsd, write_xml
 
     settings = settings or get_settings()
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Companion groups (list-of-struct columns) are for the XML; the MAIN CSV and quality see MAIN only.
+    main_only = validated.valid.drop(companion_columns(schema, validated.valid))
     pending = None
     if quality and background is not None:
         pending = background.submit(
-            validated.valid, schema, operation, out_dir / "quality", sample_rows=settings.quality_sample_rows
+            main_only, schema, operation, out_dir / "quality", sample_rows=settings.quality_sample_rows
         )
     xml_path = out_dir / f"{schema.entity}.xml"
     # Each chunk is checked against the XSD in a thread while the next is built: no second read.
@@ -225,9 +243,10 @@ def export_step(
     checker = XsdChecker(
         own_xsd(schema.entity, operation), schema.xml.root, schema.xml.record, sample_records=sample
     )
-    xml_report = write_xml(validated.valid, schema, operation, xml_path, on_chunk=checker)
+    # The frame is in memory already: two chunks built at once cost one more chunk and use both cores.
+    xml_report = write_xml(validated.valid, schema, operation, xml_path, on_chunk=checker, threads=2)
     xsd_errors = checker.finish()
-    csv_report = write_eightfold_csv(validated.valid, schema, operation, out_dir / f"{schema.csv_file}.csv")
+    csv_report = write_eightfold_csv(main_only, schema, operation, out_dir / f"{schema.csv_file}.csv")
     q_path = out_dir / "quarantine.csv"
     write_quarantine_csv(validated.quarantine, q_path)
     outputs: dict[str, Any] = {
@@ -240,15 +259,38 @@ def export_step(
         "xsd_errors": xsd_errors,
         "xsd_checked": {"records": checker.checked, "of": checker.written, "sampled": sample is not None},
     }
+    if validated.companions is not None and (validated.companions.sheets or validated.companions.derived):
+        outputs["companions"] = {
+            **validated.companions.to_dict(),
+            **write_companion_outputs(validated.companions, out_dir),
+        }
     if pending is not None:
         outputs["quality"] = pending.result()
     elif quality:
         from snapmap_pipeline.core.quality import run_quality
 
         outputs["quality"] = run_quality(
-            validated.valid, schema, operation, out_dir / "quality", sample_rows=settings.quality_sample_rows
+            main_only, schema, operation, out_dir / "quality", sample_rows=settings.quality_sample_rows
         )
     return outputs
+
+
+def companion_step(
+    data: bytes,
+    filename: str,
+    schema: EntitySchema,
+    files: dict[str, bytes] | None = None,
+    settings: Settings | None = None,
+) -> list:
+    """The entity's companion sheets: the given files, plus a workbook's sheets named like a companion."""
+    from snapmap_pipeline.core.companion import read_companions, workbook_companions
+
+    inputs = read_companions(files or {}, schema, settings) if files else []
+    given = {i.spec.csv_file for i in inputs}
+    inputs += [
+        i for i in workbook_companions(data, filename, schema, settings) if i.spec.csv_file not in given
+    ]
+    return inputs
 
 
 # -- the whole path ---------------------------------------------------------------------------------
@@ -339,9 +381,12 @@ def process_bytes(
     settings: Settings | None = None,
     quality: bool = True,
     background: Any = None,
+    companions: dict[str, bytes] | None = None,
 ) -> ProcessReport:
     """Read, infer, map, validate and export one file into `out_dir`; write `report.json`.
 
+    `companions` maps file names (ROLE-ASSOCIATED-TAGS.csv, ...) to their bytes: the entity's companion
+    sheets, attached to the MAIN records; a workbook's sheets named like a companion are read too.
     Raises InputError (unusable file) or ReviewRequired (entity/mapping needs a person; nothing is
     exported then). Rows in = rows valid + rows quarantined, always.
     """
@@ -351,6 +396,7 @@ def process_bytes(
     guess, profiles = infer_step(df, filename, entity=entity, tenant=tenant, settings=settings)
     schema = load_schema(guess.entity)
     schema.operation(operation)
+    inputs = companion_step(data, filename, schema, companions, settings)
     mapping = map_step(df, profiles, schema, tenant=tenant, filename=filename, settings=settings)
     try:
         review_or_raise(mapping, schema, operation, settings)
@@ -367,7 +413,14 @@ def process_bytes(
         )
         raise
     validated = validate_step(
-        df, mapping, schema, operation=operation, drop_time=drop_time, tenant=tenant, settings=settings
+        df,
+        mapping,
+        schema,
+        operation=operation,
+        drop_time=drop_time,
+        tenant=tenant,
+        settings=settings,
+        companions=inputs,
     )
     outputs = export_step(
         validated,

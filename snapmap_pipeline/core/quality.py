@@ -161,11 +161,6 @@ def run_quality(
 
 
 # -- in the background --------------------------------------------------------------------------------
-def _warm() -> None:
-    """Worker initialiser: pay GX's slow import (~3 s) while the parent reads, maps and validates."""
-    import great_expectations  # noqa: F401
-
-
 def _run_from_parquet(
     sample: str, entity: str, operation: str, out_dir: str, sample_rows: int, rows_total: int
 ) -> dict[str, Any]:
@@ -178,39 +173,133 @@ def _run_from_parquet(
     return summary
 
 
+def _serve(conn: Any, nice: int) -> None:
+    """Worker loop: import GX at once (the slow part), then run each task sent down the pipe in turn.
+
+    The worker runs at a lower priority: the export is the critical path, the report is only needed at
+    the end, so on a busy machine the report takes the idle gaps instead of slowing the export.
+    """
+    import os
+
+    if nice:
+        os.nice(nice)
+    import threading
+
+    import great_expectations  # noqa: F401  (the 3-5 s import, paid while the parent reads and maps)
+    from tqdm import tqdm  # GX's progress bars
+
+    # tqdm would otherwise create a multiprocessing lock (a named semaphore) that `close()` stopping the
+    # worker leaves behind, and the resource tracker warns about it.
+    tqdm.set_lock(threading.RLock())
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:  # the parent went away
+            return
+        if task is None:
+            return
+        task_id, args = task
+        try:
+            conn.send((task_id, "ok", _run_from_parquet(*args)))
+        except SnapMapError as exc:
+            conn.send((task_id, "error", {"message": str(exc), "code": exc.code}))
+        except Exception as exc:  # noqa: BLE001  (any failure goes back to the parent as a SnapMapError)
+            conn.send(
+                (task_id, "error", {"message": f"{type(exc).__name__}: {exc}", "code": "quality_failed"})
+            )
+
+
 class BackgroundQuality:
-    """Runs quality reports in one spawned worker process, started early so GX's import and the suite
-    overlap the export on the machine's other core. The frame reaches it as a parquet sample, so only
-    `sample_rows` rows ever cross the process boundary.
+    """Runs quality reports in one spawned worker process, started at once so GX's import overlaps
+    reading, mapping and validating, and the suite overlaps the export on the machine's other core. The
+    frame reaches it as a parquet sample, so only `sample_rows` rows ever cross the process boundary.
 
         with BackgroundQuality() as bq:
             pending = bq.submit(valid, schema, "ingest", out / "quality", sample_rows=100_000)
             ...                       # write XML and CSV meanwhile
             summary = pending.result()
+
+    `close()` does not wait for the worker's interpreter to wind down (about 1 s with GX loaded): the
+    results are in by then, so the worker is stopped.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, nice: int = 5) -> None:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        import threading
+        from concurrent.futures import Future
 
-        self._pool = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_warm
-        )
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child, nice), name="snapmap-quality", daemon=True)
+        self._proc.start()
+        child.close()
+        self._futures: dict[int, Future[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._next = 0
+        self._reader = threading.Thread(target=self._read, name="snapmap-quality-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        """Hands each result from the worker to its future; a dead worker fails what is pending."""
+        while True:
+            try:
+                task_id, status, payload = self._conn.recv()
+            except (EOFError, OSError):
+                break
+            with self._lock:
+                future = self._futures.pop(task_id, None)
+            if future is None:
+                continue
+            if status == "ok":
+                future.set_result(payload)
+            else:
+                future.set_exception(SnapMapError(payload["message"], code=payload["code"]))
+        with self._lock:
+            pending, self._futures = list(self._futures.values()), {}
+        for future in pending:
+            future.set_exception(
+                SnapMapError(
+                    "the quality worker stopped before reporting; the export is unaffected, rerun to get "
+                    "the quality report",
+                    code="quality_worker_died",
+                )
+            )
 
     def submit(
         self, frame: pl.DataFrame, schema: EntitySchema, operation: str, out_dir: Path, *, sample_rows: int
     ) -> Any:
+        """Queue a report on (the first `sample_rows` rows of) `frame`; returns a Future of the summary."""
+        from concurrent.futures import Future
+
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         sample = out_dir / "_sample.parquet"
         columns = [c for c in frame.columns if schema.has_field(c)]
         frame.select(columns).head(sample_rows).write_parquet(sample)
-        return self._pool.submit(
-            _run_from_parquet, str(sample), schema.entity, operation, str(out_dir), sample_rows, frame.height
-        )
+        future: Future[dict[str, Any]] = Future()
+        with self._lock:
+            task_id, self._next = self._next, self._next + 1
+            self._futures[task_id] = future
+        args = (str(sample), schema.entity, operation, str(out_dir), sample_rows, frame.height)
+        try:
+            self._conn.send((task_id, args))
+        except (OSError, ValueError) as exc:
+            with self._lock:
+                self._futures.pop(task_id, None)
+            raise SnapMapError(
+                f"the quality worker is not running ({exc}); the export is unaffected, rerun to get the "
+                "quality report",
+                code="quality_worker_died",
+            ) from exc
+        return future
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Stop the worker (tasks not collected yet are dropped)."""
+        if self._proc.is_alive():
+            self._proc.terminate()  # this object's own child, by its pid
+        self._proc.join()
+        self._conn.close()
+        self._reader.join(timeout=5)
 
     def __enter__(self) -> BackgroundQuality:
         return self

@@ -115,6 +115,138 @@ class OperationSpec(BaseModel):
     )
 
 
+class XmlValue(BaseModel):
+    """An element the XSD wants that no CSV column carries (demand `is_open`, planned_event `group_id`).
+
+    The entity's SQL model makes the column (from other fields, or from the tenant parameter `param`);
+    it is written to the XML only, validated after the MAIN contract, and counted as derived.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Column the SQL model writes (upper case, like a field name).")
+    xml: str = Field(description="Path under the record element.")
+    type: Literal["string", "boolean", "integer", "date", "datetime"] = "string"
+    no_whitespace: bool = False
+    max_length: int | None = None
+    operations: list[Operation] = Field(description="XML forms that carry it (upsert rides on update).")
+    required_for: list[Operation] = Field(
+        default_factory=list, description="Forms whose XSD requires it: a blank value quarantines the row."
+    )
+    param: str | None = Field(
+        None, description="Tenant parameter (config/tenants/<t>.yaml `parameters`) the SQL model reads."
+    )
+    default: str | bool | int | None = Field(
+        None, description="The parameter's value when the tenant sets none (None: no default)."
+    )
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> XmlValue:
+        if self.param is not None and not re.fullmatch(r"[a-z][a-z0-9_]*", self.param):
+            raise ValueError(f"xml value {self.name}: param must be lower_snake_case")
+        if not set(self.required_for) <= set(self.operations):
+            raise ValueError(f"xml value {self.name}: required_for names a form it is not written to")
+        return self
+
+    def as_field(self) -> FieldSpec:
+        """The value as a FieldSpec, so the XML writer and XSD generator place it like a MAIN field."""
+        return FieldSpec(
+            name=self.name,
+            xml=self.xml,
+            type=self.type,
+            no_whitespace=self.no_whitespace,
+            max_length=self.max_length,
+            description=self.description,
+        )
+
+
+class CompanionField(BaseModel):
+    """One element of a companion item: a column of the companion sheet, or a constant the XSD needs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(None, description="Column of the companion sheet, as the spec spells it.")
+    xml: str = Field(description="Path under the repeated element, '/'-separated.")
+    xml_repeat: str | None = Field(
+        None,
+        description="The segment repeated once per value: values collected from the rows (items: key) "
+        "or the items of a comma-separated cell (items: row).",
+    )
+    value: str | None = Field(None, description="A constant written in every item (no column feeds it).")
+    type: Literal["string", "email", "integer", "boolean", "date", "float"] = "string"
+    required: bool = Field(False, description="The XSD requires the element in every item.")
+    no_whitespace: bool = False
+    max_length: int | None = None
+    aliases: list[str] = Field(default_factory=list)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> CompanionField:
+        if (self.name is None) == (self.value is None):
+            raise ValueError(f"companion field {self.xml}: give exactly one of name (a column) or value")
+        if self.xml_repeat is not None and self.xml_repeat not in self.xml.split("/"):
+            raise ValueError(f"companion field {self.xml}: xml_repeat is not a segment of its path")
+        return self
+
+
+class CompanionSpec(BaseModel):
+    """A companion sheet (ROLE-ASSOCIATED-TAGS, SUCCESSION-PLAN-INCUMBENT-LIST, ...): rows linked to the
+    MAIN record by `key`, written as a repeated group of the record (`xml`: container/repeated element)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    csv_file: str = Field(description="The spec's sheet name; also the file name stem and the frame column.")
+    key: str = Field(description="The companion column holding the MAIN record's key.")
+    xml: str = Field(description="'container/element': the element repeated once per item.")
+    items: Literal["row", "key"] = Field(
+        "row", description="row: one item per companion row; key: one item per MAIN record, values collected."
+    )
+    fields: list[CompanionField]
+    operations: list[Operation] = Field(
+        description="XML forms that carry the group (upsert rides on update)."
+    )
+    required_for: list[Operation] = Field(
+        default_factory=list,
+        description="Forms whose XSD requires at least one item: a record without one is quarantined.",
+    )
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> CompanionSpec:
+        if len([p for p in self.xml.split("/") if p]) < 2:
+            raise ValueError(f"companion {self.csv_file}: xml must be 'container/element'")
+        columns = [f.name for f in self.fields if f.name]
+        if self.key in columns or len(set(columns)) != len(columns):
+            raise ValueError(f"companion {self.csv_file}: duplicate column (the key is not a field)")
+        for f in self.fields:
+            if self.items == "key" and f.name and f.xml_repeat is None:
+                raise ValueError(
+                    f"companion {self.csv_file}: items: key collects values, so {f.name} needs xml_repeat"
+                )
+        if not set(self.required_for) <= set(self.operations):
+            raise ValueError(f"companion {self.csv_file}: required_for names a form it is not written to")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        """The sheet's data columns (key excluded), in spec order."""
+        return [f.name for f in self.fields if f.name]
+
+    @property
+    def container(self) -> list[str]:
+        return [p for p in self.xml.split("/") if p][:-1]
+
+    @property
+    def element(self) -> str:
+        return [p for p in self.xml.split("/") if p][-1]
+
+
+def _form(operation: str) -> str:
+    """The XML form an operation writes: upsert uses update's."""
+    return "update" if operation == "upsert" else operation
+
+
 class XmlNames(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -143,6 +275,12 @@ class EntitySchema(BaseModel):
     spec_notes: list[str] = Field(
         default_factory=list, description="Where the CSV spec and XSD disagree, said plainly."
     )
+    xml_values: list[XmlValue] = Field(
+        default_factory=list, description="XSD elements no CSV column feeds, made by the SQL model."
+    )
+    companions: list[CompanionSpec] = Field(
+        default_factory=list, description="Companion sheets written as repeated groups of the record."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> EntitySchema:
@@ -153,6 +291,10 @@ class EntitySchema(BaseModel):
             seen.add(f.name)
         if self.key not in seen:
             raise ValueError(f"key {self.key} is not a field")
+        for extra in [*(v.name for v in self.xml_values), *(c.csv_file for c in self.companions)]:
+            if extra in seen:
+                raise ValueError(f"{extra} is declared twice (field, xml value or companion)")
+            seen.add(extra)
         for op, spec in self.operations.items():
             for name in [*(spec.fields or []), *spec.xml_required, *spec.csv_required, *spec.xml_exclude]:
                 if name not in seen:
@@ -173,6 +315,9 @@ class EntitySchema(BaseModel):
         for f in self.fields:
             if f.name == name:
                 return f
+        for v in self.xml_values:
+            if v.name == name:
+                return v.as_field()
         custom = custom_field(name, parent=self.custom_xml_parent) if self.custom_fields else None
         if custom is not None:
             return custom
@@ -184,13 +329,27 @@ class EntitySchema(BaseModel):
     def operation(self, operation: str) -> OperationSpec:
         op = "update" if operation == "upsert" and "upsert" not in self.operations else operation
         if op not in self.operations or (operation == "upsert" and not self.operations[op].upsert):
+            supported = [o for o in OPERATIONS if o in self.operations or (o == "upsert" and self._upserts)]
+            why = (
+                f"Eightfold's update XSD for {self.entity} has no operation attribute, so an upsert cannot "
+                "be written; "
+                if operation == "upsert" and op in self.operations
+                else ""
+            )
             raise UnknownEntityError(
-                f"entity {self.entity} does not support operation {operation}",
+                f"entity {self.entity} does not support operation {operation}: {why}use one of "
+                f"{', '.join(supported)} (update changes existing records, ingest adds new ones)",
                 code="unsupported_operation",
                 entity=self.entity,
                 operation=operation,
+                supported=supported,
             )
         return self.operations[op]  # type: ignore[index]
+
+    @property
+    def _upserts(self) -> bool:
+        update = self.operations.get("upsert") or self.operations.get("update")
+        return update is not None and update.upsert
 
     def fields_for(self, operation: str = "ingest") -> list[FieldSpec]:
         """Fields written by `operation`, in spec order."""
@@ -207,6 +366,35 @@ class EntitySchema(BaseModel):
     def required_for(self, operation: str = "ingest", target: Literal["xml", "csv"] = "xml") -> list[str]:
         spec = self.operation(operation)
         return list(spec.xml_required if target == "xml" else spec.csv_required)
+
+    # -- beyond the MAIN columns: XML-only values and companion sheets ------------------------------
+    def xml_values_for(self, operation: str = "ingest") -> list[XmlValue]:
+        """XML-only values `operation`'s form carries."""
+        form = _form(operation)
+        return [v for v in self.xml_values if form in v.operations]
+
+    def companions_for(self, operation: str = "ingest") -> list[CompanionSpec]:
+        """Companion groups `operation`'s form carries."""
+        form = _form(operation)
+        return [c for c in self.companions if form in c.operations]
+
+    def companion(self, csv_file: str) -> CompanionSpec:
+        for c in self.companions:
+            if c.csv_file == csv_file:
+                return c
+        raise KeyError(csv_file)
+
+    def record_requires(self, operation: str = "ingest") -> list[str]:
+        """Columns beyond the MAIN fields that `operation`'s XSD requires in every record: XML-only values
+        and companion groups (named by their sheet)."""
+        form = _form(operation)
+        return [v.name for v in self.xml_values if form in v.required_for] + [
+            c.csv_file for c in self.companions if form in c.required_for
+        ]
+
+    def sql_params(self) -> dict[str, object]:
+        """Default values of the tenant parameters this entity's SQL model reads."""
+        return {v.param: v.default for v in self.xml_values if v.param}
 
     @property
     def fingerprint(self) -> str:

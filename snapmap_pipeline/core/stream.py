@@ -728,6 +728,7 @@ def _export_pass(
                 date_order=settings.date_order,
                 date_evidence=scan.evidence,
                 seen=seen,
+                clean=True,  # transform's output is trimmed, blanks null: no second trim
             )
             for name, new in result.kept.items():
                 # Only values that occur again later need remembering (pass 1 found them).

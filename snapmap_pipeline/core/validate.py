@@ -18,6 +18,7 @@ import yaml
 
 from snapmap_pipeline.core.dates import normalise_dates
 from snapmap_pipeline.core.schema import EntitySchema, FieldSpec
+from snapmap_pipeline.core.transform import untrimmed_columns
 from snapmap_pipeline.errors import ConfigError, SnapMapError
 from snapmap_pipeline.logs import get_logger
 from snapmap_pipeline.settings import Settings, get_settings
@@ -163,8 +164,9 @@ def _email_valid(series: pl.Series) -> pl.Series:
         & ~series.str.contains(rf"\.({special})$")
     ).fill_null(False)
     # Without exactly one "@" and with whitespace, email-validator (no quoted local parts) always refuses.
-    hopeless = ~series.str.contains(EMAIL_SHAPE_RE).fill_null(True)
-    slow_values = series.filter(~fast & ~hopeless & series.is_not_null()).unique()
+    # Checked only on the few values the fast path did not pass, not on the whole column.
+    undecided = series.filter(~fast & series.is_not_null()).unique()
+    slow_values = undecided.filter(undecided.str.contains(EMAIL_SHAPE_RE))
     ok: dict[str, bool] = {}
     # A Python loop over the unique values the regex cannot decide (internationalised or odd addresses):
     # email-validator has no vectorised API, and these are few.
@@ -198,6 +200,7 @@ def validate(
     known_ids: set | None = None,
     date_evidence: dict[str, dict[str, bool]] | None = None,
     seen: dict[str, pl.DataFrame] | None = None,
+    clean: bool = False,
 ) -> ValidationResult:
     """Normalise the transformed frame and split valid rows from quarantined ones.
 
@@ -210,6 +213,9 @@ def validate(
     `dates.date_evidence` of the whole file) decides day/month order as for the whole file; `seen` (per
     unique column: the values kept by earlier batches, columns `<field>, _kept`) makes a repeat of an
     earlier batch's kept value a duplicate naming that row, and `result.kept` returns this batch's.
+
+    `clean=True` says the frame comes from `transform` (text trimmed, blanks null in every column), so
+    the trim, which copies every text column, is not done twice.
     """
     settings = settings or get_settings()
     config = validation_config(settings)
@@ -226,16 +232,20 @@ def validate(
     required = set(schema.required_for(operation, "xml"))
     rows_in = frame.height
     names = [f.name for f in specs]
-    # Two passes (strip, then blank → null) are faster than one: the strip is not computed twice.
+    # Two passes (strip, then blank → null) are faster than one: the strip is not computed twice. Only
+    # the columns that need it are stripped (a strip copies the text).
+    untrimmed = set() if clean else set(untrimmed_columns(frame, names))
     work = frame.select(
         pl.col(ROW).cast(pl.Int64),
         *[
-            pl.col(n).cast(pl.String).str.strip_chars()
+            (pl.col(n).cast(pl.String).str.strip_chars() if n in untrimmed else pl.col(n).cast(pl.String))
             if n in frame.columns
             else pl.lit(None, pl.String).alias(n)
             for n in names
         ],
-    ).with_columns([pl.when(pl.col(n) != "").then(pl.col(n)).alias(n) for n in names])
+    )
+    if not clean:
+        work = work.with_columns([pl.when(pl.col(n) != "").then(pl.col(n)).alias(n) for n in names])
 
     checks: list[_Check] = []
     issues: list[dict[str, Any]] = []
@@ -571,7 +581,10 @@ def attach_source(source_df: pl.DataFrame, quarantine: pl.DataFrame) -> pl.DataF
         )
     source_cols = [c for c in source_df.columns if c != ROW and c not in QUARANTINE_COLUMNS]
     q = quarantine.select(pl.col(ROW).cast(pl.Int64), *QUARANTINE_COLUMNS)
-    src = source_df.select(pl.col(ROW).cast(pl.Int64), *source_cols)
+    # Only the quarantined rows of the source: a join against all of it costs a copy of the whole frame.
+    src = source_df.select(pl.col(ROW).cast(pl.Int64), *source_cols).filter(
+        pl.col(ROW).is_in(q[ROW].implode())
+    )
     joined = q.join(src, on=ROW, how="left").sort(ROW)
     return joined.select(*source_cols, ROW, *QUARANTINE_COLUMNS)
 

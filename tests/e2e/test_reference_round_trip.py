@@ -1,4 +1,9 @@
-"""Eightfold's own CSV samples through the whole path: XML valid against Eightfold's XSD, no row lost."""
+"""Eightfold's own CSV samples through the whole path: XML valid against Eightfold's XSD, no row lost.
+
+Each MAIN sample goes with the companion samples of its folder that its entity declares (role's
+ROLE-ASSOCIATED-TAGS, succession_plan's INCUMBENT/SUCCESSOR lists, demand's DEMAND-FOLLOWER), and under a
+tenant whose `parameters` give the group_id planned events require.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from snapmap_pipeline.core.companion import companion_for_name
 from snapmap_pipeline.core.pipeline import process_bytes
 from snapmap_pipeline.core.schema import load_all
 from tests.integration.test_conformance import KNOWN_SCHEMA_PROBLEMS
@@ -36,6 +42,24 @@ def _cases() -> list:
     return cases
 
 
+TENANT = "reference"
+
+
+def _settings_with_tenant(tmp_path: Path):
+    """The project's config plus a tenant file giving the XML-only values' parameters."""
+    import shutil
+
+    from snapmap_pipeline.settings import get_settings
+
+    settings = get_settings()
+    config = tmp_path / "config"
+    shutil.copytree(settings.config_dir, config)
+    (config / "tenants" / f"{TENANT}.yaml").write_text(
+        "parameters:\n  group_id: eightfolddemo-unittest.com\n", encoding="utf-8"
+    )
+    return settings.model_copy(update={"config_dir": config})
+
+
 @pytest.mark.parametrize("sample", _cases())
 def test_reference_sample_round_trips(sample: Path, reference: Path, tmp_path: Path, artifacts: Path) -> None:
     entity = _entity_for(sample)
@@ -43,7 +67,19 @@ def test_reference_sample_round_trips(sample: Path, reference: Path, tmp_path: P
         pytest.skip(f"{sample.parent.name} is not one of our 16 MAIN entities")
     from snapmap_pipeline.core.export.xml import validate_xml
 
-    report = process_bytes(sample.read_bytes(), sample.name, out_dir=tmp_path, quality=False)
+    schema = load_all()[entity]
+    companions = {
+        p.name: p.read_bytes() for p in sample.parent.glob("*.csv") if companion_for_name(schema, p.name)
+    }
+    report = process_bytes(
+        sample.read_bytes(),
+        sample.name,
+        out_dir=tmp_path / "out",
+        quality=False,
+        tenant=TENANT,
+        settings=_settings_with_tenant(tmp_path),
+        companions=companions or None,
+    )
     assert report.entity == entity, f"inferred {report.entity}"
     assert report.rows_valid + report.rows_quarantined == report.rows_in
     # Eightfold's samples carry a few values outside the spec's own possible values (project STATUS
@@ -52,7 +88,12 @@ def test_reference_sample_round_trips(sample: Path, reference: Path, tmp_path: P
     if report.rows_quarantined:
         import polars as pl
 
-        rules = pl.read_csv(tmp_path / "quarantine.csv", infer_schema=False)["_rule"].to_list()
+        rules = pl.read_csv(tmp_path / "out" / "quarantine.csv", infer_schema=False)["_rule"].to_list()
         assert all(set(r.split("; ")) == {"enum"} for r in rules), rules
-    xsd = reference / "xsd" / load_all()[entity].operations["ingest"].xsd
+    sheets = report.outputs.get("companions", {}).get("sheets", {})
+    assert set(sheets) == {companion_for_name(schema, name).csv_file for name in companions}
+    for sheet in sheets.values():  # every companion row attached or quarantined with its reason
+        assert sheet["attached"] + sheet["quarantined"] == sheet["rows_in"]
+        assert set(sheet["rules"]) <= {"main_quarantined"}, sheet["rules"]
+    xsd = reference / "xsd" / schema.operations["ingest"].xsd
     assert validate_xml(Path(report.outputs["xml"]), xsd) == []

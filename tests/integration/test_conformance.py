@@ -2,8 +2,9 @@
 every field, list, nested group and custom block are written by `write_xml` and must be valid against
 Eightfold's XSD for that operation (`../shared/eightfold-reference/xsd/`) and against our own XSD.
 
+Synthetic rows carry the XML-only values and companion groups (list-of-struct columns) the records need.
 Where an entity's YAML makes a valid document impossible, the case is an xfail(strict=True) naming the
-exact problem, so it turns into a failure (to remove the mark) the day the schema is fixed.
+exact problem (KNOWN_SCHEMA_PROBLEMS), so it turns into a failure the day the schema is fixed.
 """
 
 from __future__ import annotations
@@ -17,26 +18,10 @@ from snapmap_pipeline.core.schema import EntitySchema, load_all
 from snapmap_pipeline.errors import UnknownEntityError
 from tests.unit.synthetic import synthetic_rows
 
-_UPSERT_ATTRIBUTE = (
-    "{entity}: Eightfold's update XSD gives the record no `operation` attribute, so an XML upsert cannot be "
-    "said; the schema needs a way to mark upsert unsupported (or attribute-less) for this entity"
-)
-# (entity, operation) → why no valid document can be written from the entity's MAIN columns today.
-KNOWN_SCHEMA_PROBLEMS: dict[tuple[str, str], str] = {
-    ("certificate", "upsert"): _UPSERT_ATTRIBUTE.format(entity="certificate"),
-    ("offer", "upsert"): _UPSERT_ATTRIBUTE.format(entity="offer"),
-    ("demand", "ingest"): "demand: the ingest XSD requires is_open, which no DEMAND-MAIN field feeds",
-    ("planned_event", "ingest"): "planned_event: the XSD requires group_id, which no field feeds",
-    ("planned_event", "update"): "planned_event: the XSD requires group_id, which no field feeds",
-    ("planned_event", "upsert"): "planned_event: the XSD requires group_id, which no field feeds",
-    ("role", "ingest"): "role: the XSD requires associated_tags (ROLE-ASSOCIATED-TAGS sheet), not in MAIN",
-    ("role", "update"): "role: the XSD requires associated_tags (ROLE-ASSOCIATED-TAGS sheet), not in MAIN",
-    ("role", "upsert"): "role: the XSD requires associated_tags (ROLE-ASSOCIATED-TAGS sheet), not in MAIN",
-    ("succession_plan", "ingest"): (
-        "succession_plan: the ingest XSD requires incumbent_list (SUCCESSION-PLAN-INCUMBENT-LIST sheet), "
-        "which no MAIN field feeds"
-    ),
-}
+# (entity, operation) → why no valid document can be written today. Empty: every entity and operation
+# validates, the XSD elements beyond MAIN coming from companion sheets (role, succession_plan) and
+# XML-only values (demand IS_OPEN, planned_event GROUP_ID); certificate and offer refuse upsert.
+KNOWN_SCHEMA_PROBLEMS: dict[tuple[str, str], str] = {}
 
 
 def _supports(schema: EntitySchema, operation: str) -> bool:
@@ -83,6 +68,11 @@ def test_every_field_list_and_group_is_valid_against_eightfold(
     report = write_xml(frame, schema, operation, tmp_path / f"{entity}_{operation}.xml")
     assert report.rows == frame.height
     assert report.removed_chars == 0
+    text = report.path.read_text(encoding="utf-8")
+    for comp in schema.companions_for(operation):  # every companion group is exercised, not left out
+        assert text.count(f"<{comp.element}>") >= frame.height, comp.csv_file
+    for value in schema.xml_values_for(operation):
+        assert text.count(f"<{value.xml}>") == frame.height, value.name
     ours = validate_xml(report.path, own_xsd(entity, operation))
     assert ours == [], f"not valid against our own XSD: {ours}"
     theirs = validate_xml(report.path, _eightfold_xsd(reference, schema, operation))
@@ -97,7 +87,7 @@ def test_required_fields_alone_are_valid_against_eightfold(
     xml_required list is what blocks a row, so it must cover everything the XSD requires."""
     schema = load_all()[entity]
     frame = synthetic_rows(schema, operation, n=2, custom=False)
-    frame = frame.select("_row", *schema.required_for(operation, "xml"))
+    frame = frame.select("_row", *schema.required_for(operation, "xml"), *schema.record_requires(operation))
     report = write_xml(frame, schema, operation, tmp_path / f"{entity}_{operation}_min.xml")
     ours = validate_xml(report.path, own_xsd(entity, operation))
     assert ours == [], f"not valid against our own XSD: {ours}"
@@ -110,3 +100,17 @@ def test_every_entity_is_covered() -> None:
     schemas = load_all()
     assert len(schemas) == 16
     assert all("ingest" in s.operations or "delete" in s.operations for s in schemas.values())
+
+
+@pytest.mark.parametrize("entity", [e for e, s in load_all().items() if not _supports(s, "upsert")])
+def test_upsert_is_refused_where_the_update_xsd_cannot_say_it(entity: str, tmp_path: Path) -> None:
+    """certificate and offer: Eightfold's update XSD gives the record no `operation` attribute, so an
+    upsert is refused with a clear error before any file is written, never written as an update."""
+    schema = load_all()[entity]
+    assert "update" in schema.operations and not schema.operations["update"].upsert
+    frame = synthetic_rows(schema, "update", n=1)
+    with pytest.raises(UnknownEntityError) as err:
+        write_xml(frame, schema, "upsert", tmp_path / "out.xml")
+    assert err.value.code == "unsupported_operation"
+    assert "update" in err.value.message and "upsert" in err.value.message
+    assert not (tmp_path / "out.xml").exists()

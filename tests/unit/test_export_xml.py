@@ -367,3 +367,67 @@ def test_validate_xml_reports_a_malformed_file(employee: EntitySchema, tmp_path:
     errors = validate_xml(path, _own_xsd(employee, "ingest", tmp_path))
     assert len(errors) == 1
     assert errors[0].startswith("line ")
+
+
+def test_a_column_full_in_one_chunk_and_blank_in_another_writes_the_same_records(
+    employee: EntitySchema, tmp_path: Path
+) -> None:
+    # Chunks of 2: the first has every value, the others a null, a "" or only forbidden characters, so
+    # each chunk takes a different way of writing the same element and its group. (Rows without an email
+    # fail the employee XSD; validation is not the point here, the validator quarantines them.)
+    frame = _base(6).with_columns(
+        pl.Series("EMAIL", ["a@corp.example", "b@corp.example", None, "c@corp.example", "", "\x01"]),
+        pl.Series("GENDER", ["male", "female", "male", None, "", "female"]),
+    )
+    whole = write_xml(frame, employee, "ingest", tmp_path / "whole.xml")
+    chunked = write_xml(frame, employee, "ingest", tmp_path / "chunked.xml", chunk_rows=2)
+    assert chunked.path.read_bytes() == whole.path.read_bytes()
+    records = _records(etree.parse(str(whole.path)))
+    assert [r.find("email_list") is not None for r in records] == [True, True, False, True, False, False]
+    assert [r.find("candidate_data") is not None for r in records] == [True, True, True, False, False, True]
+
+
+def test_chunks_built_in_threads_give_the_same_file_and_checks(
+    employee: EntitySchema, tmp_path: Path
+) -> None:
+    from snapmap_pipeline.core.export.xml import XsdChecker
+
+    frame = synthetic_rows(employee, "ingest", n=25)
+    xsd = _own_xsd(employee, "ingest", tmp_path)
+    one = write_xml(frame, employee, "ingest", tmp_path / "one.xml", chunk_rows=4)
+    checker = XsdChecker(xsd, employee.xml.root, employee.xml.record, sample_records=2)
+    threaded = write_xml(
+        frame, employee, "ingest", tmp_path / "threaded.xml", chunk_rows=4, threads=3, on_chunk=checker
+    )
+    assert threaded.path.read_bytes() == one.path.read_bytes()
+    assert threaded.rows == 25
+    assert checker.finish() == []
+    assert (checker.written, checker.checked) == (25, 2 * 6 + 1)
+
+
+def test_checker_errors_name_the_file_line_when_values_hold_line_breaks(
+    employee: EntitySchema, tmp_path: Path
+) -> None:
+    from snapmap_pipeline.core.export.xml import XsdChecker
+
+    frame = _base(4).with_columns(
+        pl.Series("FIRST_NAME", ["one\ntwo", "First1", "First2", "First3"]),
+        pl.Series("HIRING_DATE", ["2024-01-01", "2024-01-02", "2024-01-03", "not a date"]),
+    )
+    for threads in (1, 2):
+        checker = XsdChecker(_own_xsd(employee, "ingest", tmp_path), employee.xml.root, employee.xml.record)
+        report = write_xml(
+            frame,
+            employee,
+            "ingest",
+            tmp_path / f"t{threads}.xml",
+            chunk_rows=2,
+            on_chunk=checker,
+            threads=threads,
+        )
+        errors = checker.finish()
+        lines = report.path.read_text(encoding="utf-8").split("\n")
+        bad_line = next(i for i, text in enumerate(lines, start=1) if "not a date" in text)
+        assert len(errors) == 1
+        assert errors[0].startswith(f"line {bad_line}:")
+        assert "not a date" not in errors[0]

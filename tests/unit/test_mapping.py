@@ -97,6 +97,41 @@ def test_distractors_map_to_nothing_but_keep_candidates(employee, settings):
     assert by["Work Email"].target == "EMAIL"
 
 
+@pytest.mark.parametrize(
+    ("entity", "header", "wrong"),
+    [
+        ("candidate", "Photo URL", "URL"),  # the modifier names another thing than the field
+        ("employee", "Middle Name", "LAST_NAME"),
+        ("employee", "Tax ID", "EMPLOYEE_ID"),
+        ("employee", "Home Address", "PERSONAL_EMAIL"),  # the head noun is not the field's
+        ("employee", "Manager Phone", "PHONE"),  # someone else's phone
+        ("candidate", "User ID", "CANDIDATE_ID"),  # another entity's id
+        ("candidate", "Requisition Title", "TITLE"),
+    ],
+)
+def test_a_header_word_the_field_does_not_explain_keeps_it_off_that_field(entity, header, wrong, settings):
+    item = map_columns([header], None, load_schema(entity), settings=settings).items[0]
+    assert item.target != wrong
+
+
+@pytest.mark.parametrize(
+    ("entity", "header", "target"),
+    [
+        ("candidate", "Remote ID", "CANDIDATE_ID"),  # an id qualified only by where it lives is the key
+        ("position", "Source System Id", "JOB_ID"),
+        ("employee", "Legacy ID", "EMPLOYEE_ID"),
+        ("position", "created_at", "CREATION_TS"),  # a trailing at/on names a moment
+        ("employee", "hired_on", "HIRING_DATE"),
+        ("employee", "Reporting To ID", "MANAGER_ID"),  # phrases match on stems (reports to)
+        ("candidate", "Email Addresses", "EMAIL"),
+        ("employee", "Original Hire Date", "HIRING_DATE"),  # neutral modifiers cost nothing
+        ("course", "Estimated Time", "DURATION_HOURS"),
+    ],
+)
+def test_general_mechanisms_map_unseen_phrasings(entity, header, target, settings):
+    assert map_columns([header], None, load_schema(entity), settings=settings).items[0].target == target
+
+
 def test_one_to_one_but_list_fields_take_several(employee, settings):
     m = map_columns(["Work Phone", "Mobile Phone", "Last Name", "Surname"], None, employee, settings=settings)
     targets = [i.target for i in m.items]

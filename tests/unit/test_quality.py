@@ -101,3 +101,22 @@ def test_background_worker_gives_the_same_report_as_in_process(tmp_path: Path) -
     assert there["sampled"] is True
     assert Path(there["docs_path"]).is_file()
     assert not (tmp_path / "there" / "_sample.parquet").exists()
+
+
+def test_a_failing_background_report_is_a_snapmap_error_and_the_worker_keeps_serving(
+    schema: EntitySchema, tmp_path: Path
+) -> None:
+    from snapmap_pipeline.core.quality import BackgroundQuality
+    from snapmap_pipeline.core.schema import load_schema
+    from snapmap_pipeline.errors import SnapMapError
+
+    with BackgroundQuality() as bq:
+        # "thing" is not a stored entity: the worker cannot load its schema.
+        failing = bq.submit(_frame(4), schema, "ingest", tmp_path / "bad", sample_rows=10)
+        with pytest.raises(SnapMapError):
+            failing.result(timeout=300)
+        employee = load_schema("employee")
+        frame = pl.DataFrame({"_row": [2], "EMPLOYEE_ID": ["E1"]})
+        ok = bq.submit(frame, employee, "ingest", tmp_path / "ok", sample_rows=10).result(timeout=300)
+    assert ok["sample_rows"] == 1
+    assert ok["sampled"] is False

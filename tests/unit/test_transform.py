@@ -17,6 +17,7 @@ from snapmap_pipeline.core.transform import (
     enum_lookup,
     run_sql_model,
     transform,
+    untrimmed_columns,
 )
 from snapmap_pipeline.errors import ConfigError, SnapMapError
 from snapmap_pipeline.settings import PROJECT_ROOT, Settings
@@ -251,3 +252,48 @@ def test_every_entity_has_a_model_with_a_header_that_runs_on_an_empty_mapping() 
         out, _ = transform(_frame(**{schema.key: ["k1", "k2"]}), schema, drop_time=DROP)
         assert out.height == 2
         assert out["_row"].to_list() == [2, 3]
+
+
+def test_output_is_trimmed_with_blanks_null_even_where_the_model_writes_them(tmp_path: Path) -> None:
+    sql = (
+        "SELECT * REPLACE (CASE WHEN ID = '1' THEN '  padded ' WHEN ID = '2' THEN '' "
+        "ELSE FIRST_NAME END AS FIRST_NAME) FROM mapped"
+    )
+    out, _ = transform(
+        _frame(ID=["1", "2", "3"], FIRST_NAME=["a", "b", " c "]),
+        _schema(),
+        drop_time=DROP,
+        settings=_settings(tmp_path, sql),
+    )
+    assert out["FIRST_NAME"].to_list() == ["padded", None, "c"]
+
+
+def test_validating_transform_output_as_clean_gives_the_same_result(tmp_path: Path) -> None:
+    from snapmap_pipeline.core.validate import validate
+
+    sql = "SELECT * REPLACE (CASE WHEN ID = '2' THEN ' x y ' ELSE LAST_NAME END AS LAST_NAME) FROM mapped"
+    settings = _settings(tmp_path, sql)
+    out, _ = transform(
+        _frame(
+            ID=[" 1", "2", "3 ", "3", ""],
+            LAST_NAME=["a ", None, "  ", "b", "c"],
+            EMAIL=[" A@Corp.example", "b@corp.example ", "bad", None, "c@corp.example"],
+            TAGS=[" x ; y", "", None, "z,,", "w"],
+        ),
+        _schema(),
+        drop_time=DROP,
+        settings=settings,
+    )
+    fast = validate(out, _schema(), settings=settings, clean=True)
+    full = validate(out, _schema(), settings=settings)
+    assert fast.valid.equals(full.valid)
+    assert fast.quarantine.equals(full.quarantine)
+    assert fast.issues == full.issues
+    assert fast.rows_valid + fast.rows_quarantined == 5
+
+
+def test_untrimmed_columns_finds_only_the_padded_ones() -> None:
+    frame = pl.DataFrame(
+        {"A": ["x", None, "y z"], "B": ["x", " y", None], "C": ["\u00a0x", "y", "z"], "N": [1, 2, 3]}
+    )
+    assert untrimmed_columns(frame, ["A", "B", "C", "N", "MISSING"]) == ["B", "C", "N"]

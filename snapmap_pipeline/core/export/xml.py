@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -20,7 +21,14 @@ import polars as pl
 import pyarrow as pa
 from lxml import etree
 
-from snapmap_pipeline.core.schema import CUSTOM_RE, CUSTOM_TYPES, EntitySchema, FieldSpec, custom_field
+from snapmap_pipeline.core.schema import (
+    CUSTOM_RE,
+    CUSTOM_TYPES,
+    CompanionSpec,
+    EntitySchema,
+    FieldSpec,
+    custom_field,
+)
 from snapmap_pipeline.errors import ExportError
 from snapmap_pipeline.logs import get_logger
 
@@ -60,11 +68,12 @@ class PlanLeaf:
     """One column's contribution at a place in the record."""
 
     column: str
-    kind: str  # "scalar" | "list" | "first" (a list's first item) | "custom" | "custom_list"
+    kind: str  # "scalar" | "list" | "first" (a list's first item) | "custom" | "custom_list" | "companion"
     element: str  # scalar: the element; list: the repeated element; custom: the custom element
     inner: tuple[str, ...] = ()  # list: elements nested inside each repeated element, around the value
     custom_name: str = ""
     custom_type: str = ""
+    companion: CompanionSpec | None = None  # companion: the sheet whose items the column holds
 
 
 @dataclass
@@ -111,6 +120,8 @@ def record_fields(schema: EntitySchema, operation: str, columns: Iterable[str]) 
     cols = list(columns)
     present = set(cols)
     fields = [f for f in schema.xml_fields_for(operation) if not f.input_only and f.name in present]
+    # XML-only values (no CSV column; the SQL model or a tenant parameter makes them).
+    fields += [v.as_field() for v in schema.xml_values_for(operation) if v.name in present]
     if schema.custom_fields and operation != "delete":
         # Delete forms carry only their own fields (the operation lists them), never custom blocks.
         known = set(schema.field_names)
@@ -143,6 +154,7 @@ def _add_scalar(node: PlanGroup, leaf: PlanLeaf, field: str) -> None:
 def record_plan(schema: EntitySchema, operation: str, columns: Iterable[str]) -> PlanGroup:
     """The record as a tree of groups and leaves, in field order, for the columns present."""
     root = PlanGroup(schema.xml.record, [])
+    columns = list(columns)
     for spec in record_fields(schema, operation, columns):
         m = CUSTOM_RE.match(spec.name)
         if m and spec.name not in schema.field_names:
@@ -168,6 +180,11 @@ def record_plan(schema: EntitySchema, operation: str, columns: Iterable[str]) ->
             *first_groups, first = [p for p in spec.xml_first.split("/") if p]
             node = _descend(root, first_groups, spec.name)
             _add_scalar(node, PlanLeaf(column=spec.name, kind="first", element=first), spec.name)
+    for comp in schema.companions_for(operation):
+        if comp.csv_file in columns:
+            node = _descend(root, comp.container, comp.csv_file)
+            leaf = PlanLeaf(column=comp.csv_file, kind="companion", element=comp.element, companion=comp)
+            node.entries.append(leaf)
     return root
 
 
@@ -182,6 +199,12 @@ class _Needs:
 
     escape: frozenset[str]
     clean: frozenset[str]
+    # Columns holding a comma in this chunk: only these need a list cell's separator clean-up.
+    commas: frozenset[str] | None = None  # None: unknown, treat every column as holding one
+    # Columns with a non-blank value in every row of this chunk (no null, no "", nothing to clean): their
+    # elements, and the groups around them, are always written, so their tags are plain literals.
+    present: frozenset[str] = frozenset()
+    newlines: frozenset[str] = frozenset()  # columns holding a line break (records then span lines)
 
 
 def _text(column: str, needs: _Needs) -> pl.Expr:
@@ -217,6 +240,8 @@ _LIST_SEP = r"\s*,[\s,]*"
 
 def _list_text(column: str, needs: _Needs) -> pl.Expr:
     """A comma-separated cell with blanks around commas and empty items removed: "a, ,b " → "a,b"."""
+    if needs.commas is not None and column not in needs.commas:
+        return _text(column, needs).str.strip_chars()  # no separator in the chunk: the rest is a no-op
     return _text(column, needs).str.replace_all(_LIST_SEP, ",").str.strip_chars().str.strip_chars(",")
 
 
@@ -229,7 +254,8 @@ def _items(column: str, needs: _Needs, wrap: list[str]) -> pl.Expr:
     opening = "".join(f"<{n}>" for n in wrap)
     closing = "".join(f"</{n}>" for n in reversed(wrap))
     joined = _escape(_list_text(column, needs), column, needs)
-    joined = joined.str.replace_all(",", closing + opening, literal=True)
+    if needs.commas is None or column in needs.commas:
+        joined = joined.str.replace_all(",", closing + opening, literal=True)
     return pl.concat_str([pl.lit(opening), _non_empty(joined), pl.lit(closing)])
 
 
@@ -250,8 +276,51 @@ def _leaf_expr(leaf: PlanLeaf, needs: _Needs) -> pl.Expr:
         return pl.concat_str(
             [pl.lit(head + "<field_value>"), value, pl.lit(f"</field_value></{leaf.element}>")]
         )
+    if leaf.kind == "companion" and leaf.companion is not None:
+        return _companion_expr(leaf.column, leaf.companion)
     values = _items(leaf.column, needs, ["field_value"])
     return pl.concat_str([pl.lit(head + "<data_list>"), values, pl.lit(f"</data_list></{leaf.element}>")])
+
+
+def _companion_value(value: pl.Expr) -> pl.Expr:
+    """A companion value, always cleaned and escaped (companion sheets are small; no per-chunk pre-pass)."""
+    return value.str.replace_all(FORBIDDEN_XML10, "").str.replace_many(_ESCAPE_FROM, _ESCAPE_TO)
+
+
+def _companion_expr(column: str, spec: CompanionSpec) -> pl.Expr:
+    """A list-of-struct column (core/companion.aggregate) → the repeated items, fields in declared (XSD
+    sequence) order; constants as given; a list field repeats its `xml_repeat` segment. No items: null,
+    so the container is left out."""
+    item = pl.element()
+    parts: list[pl.Expr] = []
+    for f in spec.fields:
+        path = [p for p in f.xml.split("/") if p]
+        if f.value is not None:
+            opening = "".join(f"<{n}>" for n in path)
+            closing = "".join(f"</{n}>" for n in reversed(path))
+            parts.append(pl.lit(opening + _escape_text(f.value) + closing))
+            continue
+        value = item.struct.field(f.name)
+        if f.xml_repeat is None:
+            parts.append(_wrap(path, _non_empty(_companion_value(value))))
+            continue
+        i = path.index(f.xml_repeat)
+        outer, repeated = path[:i], path[i:]
+        opening = "".join(f"<{n}>" for n in repeated)
+        closing = "".join(f"</{n}>" for n in reversed(repeated))
+        joined = value.list.eval(_companion_value(pl.element())).list.join(closing + opening)
+        body = pl.concat_str([pl.lit(opening), _non_empty(joined), pl.lit(closing)])
+        parts.append(_wrap(outer, body) if outer else body)
+    record = pl.concat_str(
+        [pl.lit(f"<{spec.element}>"), *parts, pl.lit(f"</{spec.element}>")], ignore_nulls=True
+    )
+    return _non_empty(pl.col(column).list.eval(record).list.join(""))
+
+
+def _escape_text(text: str) -> str:
+    for a, b in zip(_ESCAPE_FROM, _ESCAPE_TO, strict=True):
+        text = text.replace(a, b)
+    return text
 
 
 def _node_expr(node: PlanGroup | PlanLeaf, needs: _Needs) -> pl.Expr:
@@ -260,6 +329,53 @@ def _node_expr(node: PlanGroup | PlanLeaf, needs: _Needs) -> pl.Expr:
         return _leaf_expr(node, needs)
     children = [_node_expr(e, needs) for e in node.entries]
     return _wrap([node.name], _non_empty(pl.concat_str(children, ignore_nulls=True)))
+
+
+def _always(node: PlanGroup | PlanLeaf, needs: _Needs) -> bool:
+    """True when the node writes an element in every row of the chunk (see `_Needs.present`)."""
+    if isinstance(node, PlanLeaf):
+        return node.kind == "scalar" and node.column in needs.present
+    return any(_always(e, needs) for e in node.entries)
+
+
+def _pieces(node: PlanGroup | PlanLeaf, needs: _Needs) -> list[str | pl.Expr]:
+    """The node as a flat run of literal text and expressions, to concatenate with nulls skipped.
+
+    Same text as `_node_expr`, built with fewer intermediate columns: the tags of elements written in
+    every row are literals of the record's one concat_str, so only the values are copied, once.
+    """
+    if not _always(node, needs):
+        return [_node_expr(node, needs)]
+    if isinstance(node, PlanLeaf):
+        value = _escape(_text(node.column, needs), node.column, needs)
+        return [f"<{node.element}>", value, f"</{node.element}>"]
+    out: list[str | pl.Expr] = [f"<{node.name}>"]
+    for entry in node.entries:
+        out += _pieces(entry, needs)
+    return [*out, f"</{node.name}>"]
+
+
+def _record_expr(
+    entries: Iterable[PlanGroup | PlanLeaf], needs: _Needs, open_tag: str, close_tag: str
+) -> pl.Expr:
+    """One record per row: the entries' pieces, adjacent literals merged, in one concat_str."""
+    pieces: list[str | pl.Expr] = [open_tag]
+    for entry in entries:
+        pieces += _pieces(entry, needs)
+    pieces.append(close_tag)
+    exprs: list[pl.Expr] = []
+    text = ""
+    for piece in pieces:  # a loop over the record's pieces, not rows
+        if isinstance(piece, str):
+            text += piece
+            continue
+        if text:
+            exprs.append(pl.lit(text))
+            text = ""
+        exprs.append(piece)
+    if text:
+        exprs.append(pl.lit(text))
+    return pl.concat_str(exprs, ignore_nulls=True).alias("record")
 
 
 def _leaves(node: PlanGroup) -> Iterator[PlanLeaf]:
@@ -307,13 +423,24 @@ def _needs(chunk: pl.DataFrame, columns: list[str]) -> tuple[_Needs, int]:
     """
     escape: set[str] = set()
     clean: list[str] = []
+    commas: set[str] = set()
+    newlines: set[str] = set()
     for name in columns:  # a loop over columns, not rows
         data = _column_bytes(chunk[name])
         if any(ch in data for ch in _ESCAPE_BYTES):
             escape.add(name)
+        if b"," in data:
+            commas.add(name)
+        if b"\n" in data:
+            newlines.add(name)
         has_nonchar = not data.isascii() and any(s in data for s in _NONCHARS)
         if has_nonchar or len(data.translate(None, _FORBIDDEN_BYTES)) != len(data):
             clean.append(name)
+    # Never blank in this chunk: no null (a count polars keeps), no "" (one cheap comparison), and no
+    # character to remove (which could leave a value empty).
+    full = [n for n in columns if n not in clean and chunk[n].null_count() == 0]
+    blank = chunk.select([(pl.col(n).cast(pl.String) == "").any().alias(n) for n in full]) if full else None
+    present = frozenset(n for n in full if blank is not None and not blank[n].item())
     removed = 0
     if clean:
         removed = int(
@@ -323,7 +450,33 @@ def _needs(chunk: pl.DataFrame, columns: list[str]) -> tuple[_Needs, int]:
                 ).sum()
             ).item()
         )
-    return _Needs(frozenset(escape), frozenset(clean)), removed
+    return _Needs(
+        frozenset(escape), frozenset(clean), frozenset(commas), present, frozenset(newlines)
+    ), removed
+
+
+def _render_chunk(
+    chunk: pl.DataFrame, plan: PlanGroup, used: list[str], open_tag: str, close_tag: str
+) -> tuple[bytes, int, int, int]:
+    """One chunk's record lines as UTF-8 (bytes straight from polars: no str round trip), the number of
+    forbidden characters removed, the record count and the line count."""
+    needs, bad = _needs(chunk, used)
+    # One concat_str per record: measured 20-25% less CPU than building each top-level element as its
+    # own column and concatenating those.
+    out = chunk.select(
+        _record_expr(plan.entries, needs, open_tag, close_tag)
+        if plan.entries
+        else pl.concat_str(
+            [pl.lit(open_tag), pl.repeat(None, chunk.height, dtype=pl.String), pl.lit(close_tag)],
+            ignore_nulls=True,
+        ).alias("record")
+    )
+    buffer = io.BytesIO()
+    out.write_csv(buffer, include_header=False, quote_style="never", line_terminator="\n")
+    lines = out.height
+    if needs.newlines:  # tags hold no line break: only values can add lines
+        lines += int(out.select(pl.col("record").str.count_matches("\n", literal=True).sum()).item())
+    return buffer.getvalue(), bad, out.height, lines
 
 
 def write_xml(
@@ -334,6 +487,7 @@ def write_xml(
     *,
     chunk_rows: int = 100_000,
     on_chunk: Callable[[bytes], None] | None = None,
+    threads: int = 1,
 ) -> XmlReport:
     """Write the validated frame as Eightfold XML for `operation`, chunk by chunk (memory stays flat).
 
@@ -341,7 +495,9 @@ def write_xml(
     same columns. Values are written as given (the validator normalised them); characters XML 1.0
     forbids are removed and counted, markup characters are escaped, blank values write no element.
     `on_chunk` gets each chunk's record lines as written (UTF-8), e.g. to check them against the XSD
-    while they are in memory (`validate_records`) instead of reading a large file back.
+    while they are in memory (`validate_records`) instead of reading a large file back. With `threads` > 1,
+    that many chunks are built at once in worker threads (faster on a multi-core machine, one more chunk
+    in memory each); the file is the same.
 
     Measured here (2 shared cores) on 1M employee rows x 33 fields (1.76 GB out): about 11-14 s CPU,
     against about 115 s CPU for a per-row lxml `xmlfile` writer in the same run. Peak extra memory is
@@ -357,7 +513,23 @@ def write_xml(
     root = schema.xml.root
     rows = removed = 0
     plans: dict[tuple[str, ...], tuple[PlanGroup, list[str]]] = {}
-    with path.open("wb") as fh:
+    pending: deque[Future[tuple[bytes, int, int, int]]] = deque()
+    threads = max(1, threads)
+    with path.open("wb") as fh, ThreadPoolExecutor(threads, thread_name_prefix="snapmap-xml") as pool:
+
+        def flush(keep: int) -> None:
+            """Write finished chunks in order until at most `keep` are still being built."""
+            nonlocal rows, removed
+            while len(pending) > keep:
+                data, bad, height, lines = pending.popleft().result()
+                fh.write(data)
+                if isinstance(on_chunk, XsdChecker):  # it need not count records and lines again
+                    on_chunk.add(data, records=height, lines=lines)
+                elif on_chunk is not None:
+                    on_chunk(data)
+                removed += bad
+                rows += height
+
         fh.write(f"{XML_DECLARATION}<{root}>\n".encode())
         for chunk in _chunks(frame, chunk_rows):
             if chunk.height == 0:
@@ -365,31 +537,16 @@ def write_xml(
             key = tuple(chunk.columns)
             if key not in plans:
                 plan = record_plan(schema, operation, chunk.columns)
-                plans[key] = (plan, sorted({leaf.column for leaf in _leaves(plan)}))
+                plans[key] = (
+                    plan,
+                    sorted({leaf.column for leaf in _leaves(plan) if leaf.kind != "companion"}),
+                )
             plan, used = plans[key]
-            needs, bad = _needs(chunk, used)
-            # Top-level elements as separate expressions first: polars evaluates those in parallel.
-            parts = [_node_expr(e, needs).alias(f"n{i}") for i, e in enumerate(plan.entries)]
-            parts = parts or [pl.repeat(None, chunk.height, dtype=pl.String).alias("n0")]
-            nodes = chunk.select(parts)
-            out = nodes.select(
-                pl.concat_str(
-                    [pl.lit(open_tag), *[pl.col(c) for c in nodes.columns], pl.lit(close_tag)],
-                    ignore_nulls=True,
-                ).alias("record")
-            )
-            del nodes
-            if on_chunk is None:
-                out.write_csv(fh, include_header=False, quote_style="never", line_terminator="\n")
-            else:
-                buffer = io.BytesIO()  # bytes straight from polars: no str round trip
-                out.write_csv(buffer, include_header=False, quote_style="never", line_terminator="\n")
-                data = buffer.getvalue()
-                del buffer
-                fh.write(data)
-                on_chunk(data)
-            removed += bad
-            rows += out.height
+            # Chunks are built in worker threads (polars releases the GIL; one record concat_str runs on
+            # one core) while finished ones are written in order: at most `threads` chunks in memory.
+            pending.append(pool.submit(_render_chunk, chunk, plan, used, open_tag, close_tag))
+            flush(threads - 1)
+        flush(0)
         fh.write(f"</{root}>\n".encode())
         size = fh.tell()
     log.info(
@@ -569,16 +726,20 @@ class XsdChecker:
         self.pending: Future[list[str]] | None = None
 
     def __call__(self, records: bytes) -> None:
+        closing = f"</{self.record}>".encode()
+        self.add(records, records=records.count(closing), lines=records.count(b"\n"))
+
+    def add(self, data: bytes, *, records: int, lines: int) -> None:
+        """Check `data` holding `records` records on `lines` lines (counts the writer already knows)."""
         self._collect()
         closing = f"</{self.record}>".encode()
-        count = records.count(closing)
-        self.written += count
-        piece = records
-        if self.sample_records is not None and count > self.sample_records:
+        self.written += records
+        piece, count = data, records
+        if self.sample_records is not None and records > self.sample_records:
             end = 0
             for _ in range(self.sample_records):  # a C-level find per record; values never hold "</"
-                end = records.index(closing, end) + len(closing)
-            piece, count = records[:end], self.sample_records
+                end = data.index(closing, end) + len(closing)
+            piece, count = data[:end], self.sample_records
         self.checked += count
         room = self.max_errors - len(self.errors)
         if room > 0:
@@ -591,7 +752,7 @@ class XsdChecker:
                 max_errors=room,
                 first_line=self.line,
             )
-        self.line += records.count(b"\n")
+        self.line += lines
 
     def _collect(self) -> None:
         if self.pending is not None:

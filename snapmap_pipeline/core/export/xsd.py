@@ -13,7 +13,7 @@ from pathlib import Path
 from lxml import etree
 
 from snapmap_pipeline.core.export.xml import PlanGroup, PlanLeaf, record_plan
-from snapmap_pipeline.core.schema import EntitySchema, FieldSpec, load_all
+from snapmap_pipeline.core.schema import CompanionSpec, EntitySchema, FieldSpec, load_all
 from snapmap_pipeline.logs import get_logger
 
 log = get_logger(__name__)
@@ -65,7 +65,7 @@ def _required(node: PlanGroup | PlanLeaf, required: set[str]) -> bool:
 
 
 def _repeats(node: PlanGroup | PlanLeaf) -> bool:
-    return isinstance(node, PlanLeaf) and node.kind in ("list", "custom", "custom_list")
+    return isinstance(node, PlanLeaf) and node.kind in ("list", "custom", "custom_list", "companion")
 
 
 def _children(parent: etree._Element, group: PlanGroup, schema: EntitySchema, required: set[str]) -> None:
@@ -122,6 +122,10 @@ def _node(
         else:
             _simple_type(element, spec, spec.type)
         return
+    if node.kind == "companion" and node.companion is not None:
+        element = _el(model, "element", name=node.element, minOccurs=min_occurs, maxOccurs="unbounded")
+        _companion_item(_el(element, "complexType"), node.companion)
+        return
     if node.kind == "list":
         element = _el(model, "element", name=node.element, minOccurs=min_occurs, maxOccurs="unbounded")
         spec = schema.field(node.column)
@@ -146,9 +150,40 @@ def _node(
         _el(data_list, "element", name="field_value", type="xs:string", minOccurs="0", maxOccurs="unbounded")
 
 
+def _companion_item(item_type: etree._Element, spec: CompanionSpec) -> None:
+    """One companion item: its elements in declared order (Eightfold's item types are sequences or
+    xs:all; the writer emits this order). A constant or required element must occur; a list field
+    repeats its `xml_repeat` segment inside its container."""
+    model = _el(item_type, "sequence")
+    for f in spec.fields:
+        path = [p for p in f.xml.split("/") if p]
+        value = FieldSpec(
+            name=f.name or f.xml, type=f.type, no_whitespace=f.no_whitespace, max_length=f.max_length
+        )
+        required = f.required or f.value is not None
+        target = model
+        for depth, part in enumerate(path):
+            last = depth == len(path) - 1
+            repeated = part == f.xml_repeat
+            element = _el(
+                target,
+                "element",
+                name=part,
+                minOccurs="1" if required or (depth and not repeated) else "0",
+                maxOccurs="unbounded" if repeated else None,
+            )
+            if last:
+                _simple_type(element, value, f.type)
+            else:
+                target = _el(_el(element, "complexType"), "sequence")
+
+
 def _full_plan(schema: EntitySchema, operation: str) -> PlanGroup:
-    """Every field of the operation, plus one custom column of each kind to place the custom blocks."""
+    """Every field of the operation, plus one custom column of each kind to place the custom blocks, the
+    XML-only values and the companion groups."""
     columns = list(schema.field_names)
+    columns += [v.name for v in schema.xml_values_for(operation)]
+    columns += [c.csv_file for c in schema.companions_for(operation)]
     if schema.custom_fields and operation != "delete":
         columns += ["EFCUSTOM_STR_X", "EFCUSTOMLIST_STR_X"]
     return record_plan(schema, operation, columns)
@@ -158,7 +193,7 @@ def xsd_text(schema: EntitySchema, operation: str) -> str:
     """Our XSD for one entity and operation (upsert: the update form), as deterministic text."""
     op = "update" if operation == "upsert" else operation
     schema.operation(op)
-    required = set(schema.required_for(op, "xml"))
+    required = set(schema.required_for(op, "xml")) | set(schema.record_requires(op))
     plan = _full_plan(schema, op)
     root = etree.Element(f"{{{XS}}}schema", nsmap={"xs": XS})
     root.set("elementFormDefault", "qualified")

@@ -19,6 +19,7 @@ from snapmap_pipeline.core.mapping.overrides import load_overrides
 from snapmap_pipeline.core.mapping.semantic import calibrate, semantic_scores
 from snapmap_pipeline.core.mapping.signals import (
     METHODS,
+    coverage_factors,
     head_factors,
     lexical_index,
     lexical_scores,
@@ -212,7 +213,8 @@ def map_columns(
             sem = np.zeros_like(lex)
             sem[need] = calibrate(cos)
     base, sem_won = combine(lex, sem)
-    base = np.where(lex >= 0.9, base, base * head_factors(headers, index))
+    shape = head_factors(headers, index) * coverage_factors(headers, index)
+    base = np.where(lex >= 0.9, base, base * shape)
 
     webmail_words = WEBMAIL_WORDS
     factors = np.ones_like(base)

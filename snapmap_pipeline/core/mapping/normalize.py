@@ -153,6 +153,11 @@ class Glossary:
     path_noise: frozenset[tuple[str, ...]] = frozenset()
     head_kinds: dict[str, str] = field(default_factory=dict)  # stemmed word → kind
     joiners: frozenset[str] = frozenset()  # short words that glue compounds (date-of-joining)
+    stemmed_phrases: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+    neutral: frozenset[str] = frozenset()  # stemmed modifiers that never change a header's meaning
+    time_suffixes: frozenset[str] = frozenset()  # created_at, hired_on: a trailing word naming a time
+    key_qualifiers: frozenset[str] = frozenset()  # external id, remote id: the record's own key
+    other_people: frozenset[str] = frozenset()  # stemmed: manager, recruiter, spouse, ...
 
     def entity_words(self, entity: str) -> tuple[tuple[str, ...], ...]:
         return self.entities.get(entity, ())
@@ -173,6 +178,10 @@ def load_glossary(directory: Path) -> Glossary:
     noise: set[tuple[str, ...]] = set()
     kinds: dict[str, str] = {}
     joiners: set[str] = set()
+    neutral: set[str] = set()
+    time_suffixes: set[str] = set()
+    qualifiers: set[str] = set()
+    people: set[str] = set()
     for path in sorted(Path(directory).glob("*.yaml")):
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -191,6 +200,10 @@ def load_glossary(directory: Path) -> Glossary:
         generic.update(stem(w) for x in raw.get("generic") or [] for w in _key(x))
         noise.update(_key(x) for x in raw.get("path_noise") or [])
         joiners.update(w for x in raw.get("compound_joiners") or [] for w in _key(x))
+        neutral.update(stem(w) for x in raw.get("neutral") or [] for w in _key(x))
+        time_suffixes.update(w for x in raw.get("time_suffixes") or [] for w in _key(x))
+        qualifiers.update(w for x in raw.get("key_qualifiers") or [] for w in _key(x))
+        people.update(stem(w) for x in raw.get("other_people") or [] for w in _key(x))
         for kind, kind_words in (raw.get("head_kinds") or {}).items():
             for w in kind_words or []:
                 key = _key(w)
@@ -199,6 +212,7 @@ def load_glossary(directory: Path) -> Glossary:
         for entity, hint_words in (raw.get("entities") or {}).items():
             entities[str(entity)] = tuple(_key(w) for w in hint_words or [])
     longest = max((len(k) for k in phrases), default=1)
+    stemmed = {tuple(stem(w) for w in k): v for k, v in phrases.items()}
     return Glossary(
         tokens,
         phrases,
@@ -209,6 +223,11 @@ def load_glossary(directory: Path) -> Glossary:
         frozenset(noise),
         kinds,
         frozenset(joiners),
+        stemmed_phrases=stemmed,
+        neutral=frozenset(neutral),
+        time_suffixes=frozenset(time_suffixes),
+        key_qualifiers=frozenset(qualifiers),
+        other_people=frozenset(people),
     )
 
 
@@ -216,13 +235,23 @@ def glossary_dir(config_dir: Path) -> Path:
     return Path(config_dir) / "glossary"
 
 
-def _rewrite_phrases(ws: list[str], table: dict[tuple[str, ...], tuple[str, ...]], longest: int) -> list[str]:
+def _rewrite_phrases(
+    ws: list[str],
+    table: dict[tuple[str, ...], tuple[str, ...]],
+    longest: int,
+    stemmed: dict[tuple[str, ...], tuple[str, ...]] | None = None,
+) -> list[str]:
+    """Replace runs of words by their phrase, longest first; with `stemmed`, a run also matches on its
+    stems ("reporting to" meets "reports to", "email addresses" meets "email address")."""
     # A left-to-right scan over a handful of header words (not a data loop): longest phrase first.
     out: list[str] = []
     i = 0
     while i < len(ws):
         for n in range(min(longest, len(ws) - i), 0, -1):
-            repl = table.get(tuple(ws[i : i + n]))
+            key = tuple(ws[i : i + n])
+            repl = table.get(key)
+            if repl is None and stemmed:
+                repl = stemmed.get(tuple(stem(w) for w in key))
             if repl is not None:
                 out.extend(repl)
                 i += n
@@ -231,6 +260,17 @@ def _rewrite_phrases(ws: list[str], table: dict[tuple[str, ...], tuple[str, ...]
             out.append(ws[i])
             i += 1
     return out
+
+
+def _phrases(ws: list[str], glossary: Glossary) -> list[str]:
+    return _rewrite_phrases(ws, glossary.phrases, glossary.max_phrase, glossary.stemmed_phrases)
+
+
+def _time_suffix(ws: list[str], glossary: Glossary) -> list[str]:
+    """'created_at', 'hired_on': a trailing preposition after a verb names when it happened."""
+    if len(ws) >= 2 and ws[-1] in glossary.time_suffixes:
+        return [*ws[:-1], "date"]
+    return ws
 
 
 def _expand_tokens(ws: list[str], glossary: Glossary) -> list[str]:
@@ -245,11 +285,15 @@ def canonical(
 ) -> list[str]:
     """Expand abbreviations, rewrite phrases (jargon, other languages), mark the entity's own words as
     `self`, drop stop words, stem. Both headers and field texts go through this."""
-    ws = _rewrite_phrases(ws, glossary.phrases, glossary.max_phrase)
+    ws = _phrases(_time_suffix(ws, glossary), glossary)
     expanded = _expand_tokens(_expand_tokens(ws, glossary), glossary)
-    expanded = _rewrite_phrases(expanded, glossary.phrases, glossary.max_phrase)
+    expanded = _phrases(expanded, glossary)
     # second pass: a token expansion can complete a phrase (doh → date of hire → hire date)
-    expanded = _rewrite_phrases(expanded, glossary.phrases, glossary.max_phrase)
+    expanded = _phrases(expanded, glossary)
+    # "External ID", "Remote ID": an id qualified only by where it lives is the record's own key
+    content = [w for w in expanded if w not in glossary.stopwords]
+    if len(content) >= 2 and content[-1] == "id" and all(w in glossary.key_qualifiers for w in content[:-1]):
+        expanded = [SELF, "id"]
     if self_words:
         longest = max(len(k) for k in self_words)
         expanded = _rewrite_phrases(expanded, self_words, longest)
@@ -279,7 +323,7 @@ def segment_vocab(glossary: Glossary, texts: list[str]) -> frozenset[str]:
     """The words compounds may be split into: the schema's field texts (names, aliases, descriptions),
     every glossary word and the glossary's joiners. Stop words are left out (a run-together 'de' or 'a'
     would split almost anything) unless listed as joiners."""
-    known: set[str] = set(glossary.joiners)
+    known: set[str] = set(glossary.joiners) | set(glossary.neutral) | set(glossary.key_qualifiers)
     for key, value in glossary.tokens.items():
         known.update(_key(key))
         known.update(value)
@@ -305,9 +349,9 @@ def expanded_text(header: str, glossary: Glossary, vocab: frozenset[str] = froze
     ws = words(header)
     if vocab:
         ws = split_compounds(ws, vocab)
-    ws = _rewrite_phrases(ws, glossary.phrases, glossary.max_phrase)
+    ws = _phrases(_time_suffix(ws, glossary), glossary)
     out: list[str] = []
     for w in ws:
         out.extend(glossary.tokens.get(w, (w,)))
-    out = _rewrite_phrases(out, glossary.phrases, glossary.max_phrase)
+    out = _phrases(out, glossary)
     return " ".join(out) or str(header)

@@ -1,5 +1,6 @@
 """Per-tenant overrides from `<config_dir>/tenants/<tenant>.yaml`: entity, header → field, ignored and
-custom columns, date order, webmail domains. An override always wins (method `override`).
+custom columns, date order, webmail domains, and named parameters for the SQL models and XML-only values
+(e.g. `group_id`). An override always wins (method `override`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,17 @@ from snapmap_pipeline.settings import Settings, get_settings
 
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # retention_days is read by core/retention.py from the same file.
-_KEYS = {"entity", "columns", "ignore", "custom", "date_order", "webmail_domains", "retention_days"}
+_KEYS = {
+    "entity",
+    "columns",
+    "ignore",
+    "custom",
+    "date_order",
+    "webmail_domains",
+    "retention_days",
+    "parameters",
+}
+_PARAM_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 @dataclass
@@ -32,6 +43,8 @@ class TenantOverrides:
     custom: list[str] = field(default_factory=list)
     date_order: str | None = None
     webmail_domains: list[str] = field(default_factory=list)
+    # Named values for the SQL models (`:name`) and the schemas' xml_values (`param: name`).
+    parameters: dict[str, str | int | float | bool] = field(default_factory=dict)
 
     def _find(self, header: str, keys: list[str]) -> str | None:
         if header in keys:
@@ -102,6 +115,7 @@ def load_overrides(tenant: str | None, settings: Settings | None = None) -> Tena
     date_order = raw.get("date_order")
     if date_order not in (None, "dmy", "mdy"):
         raise ConfigError(f"{path}: date_order must be dmy or mdy", code="bad_overrides", path=str(path))
+    parameters = _parameters(raw.get("parameters"), path)
     return TenantOverrides(
         tenant=tenant,
         entity=raw.get("entity"),
@@ -110,7 +124,37 @@ def load_overrides(tenant: str | None, settings: Settings | None = None) -> Tena
         custom=[str(x) for x in raw.get("custom") or []],
         date_order=date_order,
         webmail_domains=[str(x).lower() for x in raw.get("webmail_domains") or []],
+        parameters=parameters,
     )
+
+
+def _parameters(raw: object, path: Path) -> dict[str, str | int | float | bool]:
+    """`parameters`: lower_snake names → scalars. They reach SQL only as bound literals, never as SQL text."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: 'parameters' must map name → value (e.g. group_id: acme.com)",
+            code="bad_overrides",
+            path=str(path),
+        )
+    out: dict[str, str | int | float | bool] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not _PARAM_RE.match(name):
+            raise ConfigError(
+                f"{path}: parameter name {name!r} must be lower_snake_case (letters, digits, _)",
+                code="bad_overrides",
+                path=str(path),
+            )
+        if not isinstance(value, str | int | float | bool):
+            raise ConfigError(
+                f"{path}: parameter {name} must be a single text, number or true/false value",
+                code="bad_overrides",
+                path=str(path),
+                parameter=name,
+            )
+        out[name] = value
+    return out
 
 
 def set_override(tenant: str, header: str, target: str | None, settings: Settings | None = None) -> Path:

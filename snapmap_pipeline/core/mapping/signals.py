@@ -24,6 +24,7 @@ from snapmap_pipeline.core.mapping.normalize import (
     load_glossary,
     segment_vocab,
     self_table,
+    stem,
     variants,
     words,
 )
@@ -37,6 +38,16 @@ GENERIC_WEIGHT = 0.35  # "code", "id", "date": the kind of value, not the subjec
 UNKNOWN_WEIGHT = 0.6  # a header word no field of the schema uses
 FUZZY_CAP = 0.9
 HEAD_KIND_PENALTY = 0.6  # "Phone Type" names a type: a field with no type word scores lower
+# A header word the field does not explain, when another word of the header does match the field:
+# "Photo URL" is not URL, "Middle Name" is not LAST_NAME, "Tax ID" is not EMPLOYEE_ID. A header sharing
+# no word with a field (a synonym: "Pitch" for SUMMARY) is left to the semantic signal.
+UNEXPLAINED_FACTOR = 0.7
+# ... and stronger when that word names another entity's record ("Req. Title" in a candidate file is
+# the requisition's title, "User ID" is not the candidate id).
+FOREIGN_FACTOR = 0.5
+HEAD_FACTOR = 0.6  # the header's last word is what it is about: "Home Address" is no email field
+EXPLAINED_SIM = 0.8
+NEUTRAL_WEIGHT = 0.15  # "current", "remote", "html": a modifier that does not change the subject
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,8 @@ class LexicalIndex:
     glossary: Glossary
     field_kinds: list[frozenset[str]]  # per field, the head kinds its words cover
     prefixes: dict[str, list[int]]  # 3-4 letter prefix → vocab indices (addr → address)
+    f_bin: np.ndarray  # fields × vocab: the words each field's name and aliases use
+    foreign: frozenset[str]  # stemmed one-word names of other entities' records (requisition, user)
     seg_vocab: frozenset[str] = frozenset()  # words run-together headers may be split into
     _canon_cache: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
 
@@ -137,6 +150,10 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
         for t in x.canon:
             if t in glossary.head_kinds:
                 field_kinds[fidx[x.field]].add(glossary.head_kinds[t])
+    f_bin = np.zeros((len(fields), len(vocab)), dtype=np.float32)
+    for x in texts:
+        for t in x.canon:
+            f_bin[fidx[x.field], vidx[t]] = 1.0
     return LexicalIndex(
         entity=schema.entity,
         fields=fields,
@@ -153,6 +170,15 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
         glossary=glossary,
         field_kinds=[frozenset(k) for k in field_kinds],
         prefixes=_prefixes(vocab),
+        f_bin=f_bin,
+        foreign=frozenset(
+            stem(hint[0])
+            for entity, hints in glossary.entities.items()
+            if entity != schema.entity
+            for hint in hints
+            if len(hint) == 1
+        )
+        | glossary.other_people,
         seg_vocab=segment_vocab(
             glossary,
             [t for f in schema.fields for t in (f.name.replace("_", " "), f.description, *f.aliases)],
@@ -258,6 +284,8 @@ def _header_weight(token: str, index: LexicalIndex) -> float:
         return index.weights[token]
     if token == SELF:
         return SELF_WEIGHT
+    if token in index.glossary.neutral:
+        return NEUTRAL_WEIGHT
     return min(UNKNOWN_WEIGHT, _generic(token, index.glossary))
 
 
@@ -274,6 +302,44 @@ def head_factors(headers: list[str], index: LexicalIndex) -> np.ndarray:
         for fi, kinds in enumerate(index.field_kinds):
             if kind not in kinds:
                 out[hi, fi] = HEAD_KIND_PENALTY
+    return out
+
+
+def coverage_factors(headers: list[str], index: LexicalIndex) -> np.ndarray:
+    """headers × fields: UNEXPLAINED_FACTOR for each content word of the header that the field's words
+    do not explain, once some other word of the header does ("Photo URL" vs URL: "url" matches,
+    "photo" is unexplained). Neutral modifiers (current, original, ...) and the entity's own word never
+    count against a field. The best of the header's path variants is kept."""
+    out = np.ones((len(headers), len(index.fields)), dtype=np.float32)
+    if not index.vocab:
+        return out
+    self_col = index.vocab.index(SELF) if SELF in index.vocab else None
+    for hi, header in enumerate(headers):  # a handful of words per header, vectorised over fields
+        best = np.zeros(len(index.fields), dtype=np.float32)
+        for ws in variants(header, index.glossary.path_noise, index.seg_vocab):
+            canon = [t for t in dict.fromkeys(index.canon(ws)) if t != SELF]
+            if not canon:
+                best[:] = 1.0
+                break
+            gloss = index.glossary
+            counts = np.array(
+                [
+                    len(t) > 1 and not t.isdigit() and t not in gloss.neutral and t not in gloss.generic
+                    for t in canon
+                ]
+            )
+            sim = _token_sim(canon, index.vocab, index.prefixes)  # T × V
+            explained = (sim[:, None, :] * index.f_bin[None, :, :]).max(axis=2) >= EXPLAINED_SIM  # T × F
+            hits = explained.sum(axis=0).astype(np.float32)
+            if self_col is not None and SELF in index.canon(ws):
+                hits += index.f_bin[:, self_col]
+            cost = np.array([FOREIGN_FACTOR if t in index.foreign else UNEXPLAINED_FACTOR for t in canon])
+            if counts[-1]:
+                cost[-1] = min(cost[-1], HEAD_FACTOR)
+            missing = ~explained & counts[:, None]  # T × F
+            factor = np.where(hits > 0, np.where(missing, cost[:, None], 1.0).prod(axis=0), 1.0)
+            best = np.maximum(best, factor.astype(np.float32))
+        out[hi] = best
     return out
 
 

@@ -13,6 +13,7 @@ import dagster as dg
 import polars as pl
 
 from snapmap_pipeline.core import pipeline as core
+from snapmap_pipeline.core.companion import companion_columns, companion_for_name, sibling_companion_names
 from snapmap_pipeline.core.schema import load_schema
 from snapmap_pipeline.defs.daily.partitions import FEEDS, feed_key
 from snapmap_pipeline.defs.drops import checks
@@ -63,6 +64,12 @@ def raw_upload(
                 )
             with drop_sources.source(tags[TAG_SOURCE]) as source:
                 data = source.fetch(tags[TAG_PATH])
+                # Companion sheets beside the MAIN file (same folder, Eightfold's names) ride with it.
+                siblings = {
+                    name: source.fetch(name)
+                    for name in sibling_companion_names(tags[TAG_PATH])
+                    if source.stat(name) is not None
+                }
             digest = core.content_hash(data)
             if TAG_HASH in tags and digest != tags[TAG_HASH]:
                 raise InputError(
@@ -73,6 +80,10 @@ def raw_upload(
             name = tags[TAG_PATH]
             upload = f"drops/{key}/upload/{Path(name).name}"
             store.write_bytes(upload, data)
+            companions = {}
+            for sibling, sibling_data in siblings.items():  # a handful of sheets at most
+                companions[Path(sibling).name] = f"drops/{key}/companions/{Path(sibling).name}"
+                store.write_bytes(companions[Path(sibling).name], sibling_data)
             manifest = {
                 "key": key,
                 "path": name,
@@ -83,6 +94,7 @@ def raw_upload(
                 "bytes": len(data),
                 "dropped_at": tags.get(TAG_DROPPED_AT) or datetime.now(UTC).isoformat(),
                 "upload": upload,
+                "companions": companions,
                 "status": "received",
             }
             store.write_json(f"drops/{key}/drop.json", manifest)
@@ -197,12 +209,21 @@ def validated_frame(
     raw_upload: dict[str, Any],
     parsed_table: pl.DataFrame,
     field_mapping: dict[str, Any],
+    artifacts: ArtifactsResource,
 ):
-    """Mapped → SQL model → validated; every row ends up valid or quarantined with its reason."""
+    """Mapped → SQL model → validated; every row ends up valid or quarantined with its reason. Companion
+    sheets that came with the drop are attached (core/companion.py)."""
     started = time.perf_counter()
     schema = load_schema(field_mapping["entity"])
     dropped_at = datetime.fromisoformat(raw_upload["dropped_at"])
+    store = artifacts.store()
+    files = {
+        name: store.read_bytes(rel)
+        for name, rel in (raw_upload.get("companions") or {}).items()
+        if companion_for_name(schema, name) is not None
+    }
     with as_failure():
+        inputs = core.companion_step(b"", raw_upload["filename"], schema, files)
         v = core.validate_step(
             parsed_table,
             field_mapping["mapping"],
@@ -210,6 +231,7 @@ def validated_frame(
             operation=field_mapping["operation"],
             drop_time=dropped_at,
             tenant=raw_upload["tenant"],
+            companions=inputs,
         )
     r = v.result
     figures = {
@@ -219,13 +241,15 @@ def validated_frame(
         "quarantine rate": round(r.rows_quarantined / r.rows_in, 4) if r.rows_in else 0.0,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    if v.companions is not None and v.companions.sheets:  # per sheet: attached / quarantined, by rule
+        figures["companions"] = dg.MetadataValue.json(v.companions.to_dict())
     show = get_settings().preview
     yield dg.Output(
         v.valid,
         "validated_frame",
         metadata={
             **figures,
-            "preview": masked_preview(v.valid, show_values=show),
+            "preview": masked_preview(v.valid.drop(companion_columns(schema, v.valid)), show_values=show),
         },
     )
     yield dg.Output(

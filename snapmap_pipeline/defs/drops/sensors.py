@@ -2,7 +2,8 @@
 
 A tick lists one bounded page after the saved cursor, takes only stable files, hashes them, adds their
 partitions and requests one run each with `run_key` = content hash. The same bytes, under any name or
-from any source, never run twice.
+from any source, never run twice. A file named like a companion sheet (ROLE-ASSOCIATED-TAGS.csv, ...) gets
+no run of its own: the MAIN file of its folder picks it up (raw_upload).
 """
 
 import json
@@ -11,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from snapmap_pipeline.core.companion import is_companion_file
 from snapmap_pipeline.core.pipeline import content_hash, drop_partition_key, tenant_from_name
 from snapmap_pipeline.defs.drops.assets import assets as drop_assets
 from snapmap_pipeline.defs.drops.partitions import (
@@ -55,7 +57,11 @@ def drop_tick(
     tick = poll(source, state, limit=limit)
     requests, keys, seen = [], [], set()
     hashed = []
+    companions = 0
     for f in tick.ready:  # bounded by the page size; each file must be fetched to hash its bytes
+        if is_companion_file(f.name):
+            companions += 1  # attached to the MAIN file of its folder, not a drop of its own
+            continue
         try:
             hashed.append((f, content_hash(source.fetch(f))))
         except SnapMapError as exc:
@@ -83,7 +89,17 @@ def drop_tick(
                 },
             )
         )
-    log.info("drop tick", extra={"fields": {"source": kind, "ready": len(tick.ready), "runs": len(requests)}})
+    log.info(
+        "drop tick",
+        extra={
+            "fields": {
+                "source": kind,
+                "ready": len(tick.ready),
+                "runs": len(requests),
+                "companions": companions,
+            }
+        },
+    )
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[drops_partitions.build_add_request(keys)] if keys else [],

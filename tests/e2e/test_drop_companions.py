@@ -1,0 +1,47 @@
+"""Companion sheets in the drop flow: a file named like a companion (ROLE-ASSOCIATED-TAGS.csv) is no
+drop of its own; the MAIN file of its folder picks it up and its records become valid XML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from snapmap_pipeline.run_local import process_drops
+
+pytestmark = pytest.mark.e2e
+
+ROLES = "EXTERNAL_ID,TITLE\nR1,Developer\nR2,Manager\nR3,Designer\n"
+TAGS = "EXTERNAL_ID,JOB_CODE\nR1,DEV\nR2,MAN\nR2,MGR\nR3,DES\n"
+
+
+def _checks(instance: dg.DagsterInstance, run_id: str) -> dict[str, bool]:
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    return {
+        r.event_log_entry.dagster_event.event_specific_data.check_name: (
+            r.event_log_entry.dagster_event.event_specific_data.passed
+        )
+        for r in records
+    }
+
+
+def test_a_companion_file_rides_with_the_main_file_of_its_folder(dagster_env) -> None:
+    for tenant in ("acme", "bare"):
+        (dagster_env.config / "tenants" / f"{tenant}.yaml").write_text("entity: role\n")
+    dagster_env.drop("acme/ROLE-MAIN.csv", ROLES)
+    dagster_env.drop("acme/ROLE-ASSOCIATED-TAGS.csv", TAGS)
+    dagster_env.drop("bare/ROLE-MAIN.csv", ROLES + "R4,Tester\n")  # no tags beside it
+    outcomes = {o.path: o for o in process_drops(dagster_env.instance, dagster_env.defs)}
+    assert set(outcomes) == {"acme/ROLE-MAIN.csv", "bare/ROLE-MAIN.csv"}  # the tags file is no drop
+
+    acme = outcomes["acme/ROLE-MAIN.csv"]
+    assert acme.success and acme.entity == "role"
+    assert (acme.rows_valid, acme.rows_quarantined) == (3, 0)
+    xml = Path(acme.outputs["xml"]).read_text(encoding="utf-8")
+    assert xml.count("<associated_tags>") == 3
+    assert "<tag_value>MAN</tag_value><tag_value>MGR</tag_value>" in xml
+    assert all(_checks(dagster_env.instance, acme.run_id).values())
+
+    bare = outcomes["bare/ROLE-MAIN.csv"]
+    assert (bare.rows_valid, bare.rows_quarantined) == (0, 4)  # Eightfold's XSD needs the tags
