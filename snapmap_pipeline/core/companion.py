@@ -43,17 +43,32 @@ def _norm(text: str) -> str:
 
 
 # -- which companion a file is ---------------------------------------------------------------------------
-def companion_for_name(schema: EntitySchema, name: str) -> CompanionSpec | None:
+def companion_for_name(schema: EntitySchema, name: str, *, sheet: bool = False) -> CompanionSpec | None:
     """The declared companion a file or sheet name stands for: its stem starts with the sheet name (case,
     `_`/`-` and suffixes such as `_sample` or a date ignored); the longest match wins.
 
     >>> companion_for_name(load_schema("role"), "ROLE-ASSOCIATED-TAGS_2024.csv").csv_file  # doctest: +SKIP
     'ROLE-ASSOCIATED-TAGS'
+    >>> companion_for_name(load_schema("role"), "Associated Tags", sheet=True).csv_file  # doctest: +SKIP
+    'ROLE-ASSOCIATED-TAGS'
     """
     stem = Path(name).name.rsplit(".", 1)[0] if "." in Path(name).name else Path(name).name
     stem = stem.upper().replace("_", "-").replace(" ", "-")
-    found = [c for c in schema.companions if stem == c.csv_file or stem.startswith(c.csv_file + "-")]
+    # Inside the entity's own workbook a sheet may drop the entity prefix ("Associated Tags"); a dropped
+    # file may not, since a bare "followers.csv" in a drop folder could be anything.
+    prefix = schema.csv_file.removesuffix("MAIN")
+
+    def names(c: CompanionSpec) -> tuple[str, ...]:
+        short = c.csv_file.removeprefix(prefix)
+        return (c.csv_file, short) if sheet and short != c.csv_file else (c.csv_file,)
+
+    found = [c for c in schema.companions for n in names(c) if stem == n or stem.startswith(n + "-")]
     return max(found, key=lambda c: len(c.csv_file)) if found else None
+
+
+def is_workbook(filename: str) -> bool:
+    """Whether the file can hold companion sheets beside its MAIN sheet."""
+    return filename.lower().endswith((".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"))
 
 
 # -- reading ---------------------------------------------------------------------------------------------
@@ -108,7 +123,7 @@ def read_companion(
     from snapmap_pipeline.core.read import read_bytes
 
     settings = settings or get_settings()
-    spec = spec or companion_for_name(schema, sheet or filename)
+    spec = spec or companion_for_name(schema, sheet or filename, sheet=sheet is not None)
     if spec is None:
         declared = ", ".join(c.csv_file for c in schema.companions) or "none"
         raise InputError(
@@ -170,7 +185,7 @@ def workbook_companions(
     data: bytes, filename: str, schema: EntitySchema, settings: Settings | None = None
 ) -> list[CompanionInput]:
     """The sheets of an Excel workbook named like one of the entity's companions (the MAIN sheet aside)."""
-    if not schema.companions or not filename.lower().endswith((".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")):
+    if not schema.companions or not is_workbook(filename):
         return []
     import fastexcel  # only for workbooks
 
@@ -180,7 +195,7 @@ def workbook_companions(
         return []  # the MAIN read already reported what is wrong with the workbook
     out = []
     for name in names:  # a loop over sheets
-        spec = companion_for_name(schema, name)
+        spec = companion_for_name(schema, name, sheet=True)
         if spec is not None:
             out.append(read_companion(data, filename, schema, spec, sheet=name, settings=settings))
     return out

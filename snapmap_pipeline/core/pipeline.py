@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -276,19 +277,26 @@ def export_step(
 
 
 def companion_step(
-    data: bytes,
+    data: bytes | Callable[[], bytes],
     filename: str,
     schema: EntitySchema,
     files: dict[str, bytes] | None = None,
     settings: Settings | None = None,
 ) -> list:
-    """The entity's companion sheets: the given files, plus a workbook's sheets named like a companion."""
-    from snapmap_pipeline.core.companion import read_companions, workbook_companions
+    """The entity's companion sheets: the given files, plus a workbook's sheets named like a companion.
+
+    `data` may be a loader, called only when the file is a workbook of an entity that has companions
+    (the Dagster asset then never re-reads a large CSV from the artifacts store).
+    """
+    from snapmap_pipeline.core.companion import is_workbook, read_companions, workbook_companions
 
     inputs = read_companions(files or {}, schema, settings) if files else []
+    if not schema.companions or not is_workbook(filename):
+        return inputs
     given = {i.spec.csv_file for i in inputs}
+    raw = data() if callable(data) else data
     inputs += [
-        i for i in workbook_companions(data, filename, schema, settings) if i.spec.csv_file not in given
+        i for i in workbook_companions(raw, filename, schema, settings) if i.spec.csv_file not in given
     ]
     return inputs
 

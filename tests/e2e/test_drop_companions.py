@@ -45,3 +45,27 @@ def test_a_companion_file_rides_with_the_main_file_of_its_folder(dagster_env) ->
 
     bare = outcomes["bare/ROLE-MAIN.csv"]
     assert (bare.rows_valid, bare.rows_quarantined) == (0, 4)  # Eightfold's XSD needs the tags
+
+
+def test_a_workbook_carries_its_companion_sheets_through_the_drop_flow(dagster_env) -> None:
+    import io
+
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    main = wb.active
+    main.title = "Roles"
+    for line in ROLES.splitlines():
+        main.append(line.split(","))
+    tags = wb.create_sheet("Associated Tags")  # named without the entity prefix, inside the workbook
+    for line in TAGS.splitlines():
+        tags.append(line.split(","))
+    buf = io.BytesIO()
+    wb.save(buf)
+    (dagster_env.config / "tenants" / "acme.yaml").write_text("entity: role\n")
+    dagster_env.drop("acme/roles.xlsx", buf.getvalue())
+    [outcome] = process_drops(dagster_env.instance, dagster_env.defs)
+    assert outcome.success and (outcome.rows_valid, outcome.rows_quarantined) == (3, 0)
+    xml = Path(outcome.outputs["xml"]).read_text(encoding="utf-8")
+    assert xml.count("<associated_tags>") == 3 and "<tag_value>MGR</tag_value>" in xml
+    assert all(_checks(dagster_env.instance, outcome.run_id).values())

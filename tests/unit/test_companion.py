@@ -63,6 +63,8 @@ def test_a_file_is_a_companion_by_its_sheet_name() -> None:
     assert companion_for_name(role, "role_associated_tags_20240101.CSV").csv_file == "ROLE-ASSOCIATED-TAGS"
     assert companion_for_name(role, "ROLE-SKILLS-LIST").csv_file == "ROLE-SKILLS-LIST"
     assert companion_for_name(role, "ROLE-MAIN.csv") is None
+    assert companion_for_name(role, "Associated Tags", sheet=True).csv_file == "ROLE-ASSOCIATED-TAGS"
+    assert companion_for_name(role, "associated_tags.csv") is None  # a dropped file keeps its prefix
     assert companion_for_name(role, "ROLE-ASSOCIATED-TAGSX.csv") is None
     assert companion_for_name(load_schema("employee"), "ROLE-ASSOCIATED-TAGS.csv") is None
 

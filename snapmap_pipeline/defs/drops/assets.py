@@ -223,7 +223,9 @@ def validated_frame(
         if companion_for_name(schema, name) is not None
     }
     with as_failure():
-        inputs = core.companion_step(b"", raw_upload["filename"], schema, files)
+        inputs = core.companion_step(
+            lambda: store.read_bytes(raw_upload["upload"]), raw_upload["filename"], schema, files
+        )
         v = core.validate_step(
             parsed_table,
             field_mapping["mapping"],
