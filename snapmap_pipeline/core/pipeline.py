@@ -430,6 +430,7 @@ def process_bytes(
         settings=settings,
         companions=inputs,
     )
+    del df  # the quarantine holds its source rows: the export has room for its chunks
     outputs = export_step(
         validated,
         schema,

@@ -74,6 +74,16 @@ class FieldSpec(BaseModel):
     description: str = ""
     aliases: list[str] = Field(default_factory=list)
     key_like: bool = Field(False, description="An identifier (own id or a reference to another).")
+    refers_to: str | None = Field(
+        None,
+        description="Entity whose record the field points at (org_unit, ...): a header naming that "
+        "entity's record by one of its glossary words ('Team', 'Org Unit ID') means this field.",
+    )
+    record_kind: str | None = Field(
+        None,
+        description="A glossary head kind (name, type, url, ...): a header naming only that kind of "
+        "value means this field in the entity's file ('name' in a position file is its title).",
+    )
     derive: Literal["drop_time"] | None = Field(
         None, description="How the value is derived when no column maps to it (marked derived in the report)."
     )

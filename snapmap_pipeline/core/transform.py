@@ -296,19 +296,39 @@ def run_sql_model(frame: pl.DataFrame, sql: str, params: Mapping[str, object]) -
 
 
 # -- transform ------------------------------------------------------------------------------------------
+def changed_counts(before: pl.DataFrame, after: pl.DataFrame, columns: list[str]) -> dict[str, int]:
+    """Per column, how many rows differ between two frames of the same rows (nulls compared too).
+
+    One select over both frames side by side, so polars compares the columns in parallel.
+    """
+    if not columns:
+        return {}
+    old = [f"{c}\x00before" for c in columns]
+    pair = pl.concat(
+        [
+            after.select(columns),
+            before.select([pl.col(c).cast(pl.String).alias(o) for c, o in zip(columns, old, strict=True)]),
+        ],
+        how="horizontal",
+    )
+    row = pair.select(
+        [
+            pl.col(c).cast(pl.String).ne_missing(pl.col(o)).sum().alias(c)
+            for c, o in zip(columns, old, strict=True)
+        ]
+    ).row(0, named=True)
+    return {c: int(n) for c, n in row.items()}
+
+
 def _reclean(out: pl.DataFrame, cleaned: pl.DataFrame) -> pl.DataFrame:
     """Trim (blank → null) the text columns the SQL model changed or added, so that every column of the
     transform's output is clean and `validate(..., clean=True)` need not trim them all again.
 
     One cheap comparison per column instead of a second trim of every column (a trim copies the text).
     """
-    changed = [
-        c
-        for c, dtype in out.schema.items()  # a loop over columns, not rows
-        if c != ROW
-        and dtype == pl.String
-        and (c not in cleaned.columns or bool(out[c].ne_missing(cleaned[c]).any()))
-    ]
+    text = [c for c, dtype in out.schema.items() if c != ROW and dtype == pl.String]
+    counts = changed_counts(cleaned, out, [c for c in text if c in cleaned.columns])
+    changed = [c for c in text if c not in cleaned.columns or counts[c]]
     if not changed:
         return out
     trimmed = out.with_columns([pl.col(c).str.strip_chars() for c in changed])
@@ -343,10 +363,8 @@ def transform(
         raise SnapMapError("the frame has no _row column; run apply_mapping first", code="missing_row_column")
 
     cleaned = normalise(frame, schema, settings)
-    for c in cleaned.columns:  # one vectorised comparison per column
-        changed = 0 if c == ROW else int(frame[c].cast(pl.String).ne_missing(cleaned[c]).sum())
-        if changed:
-            report.normalised[c] = changed
+    counts = changed_counts(frame, cleaned, [c for c in cleaned.columns if c != ROW])
+    report.normalised.update({c: n for c, n in counts.items() if n})
 
     missing = [f.name for f in schema.fields if f.name not in cleaned.columns]
     cleaned = cleaned.with_columns([pl.lit(None, pl.String).alias(n) for n in missing])

@@ -22,14 +22,15 @@ EXECUTOR = dg.multiprocess_executor.configured(
 )
 
 
-def build_defs() -> dg.Definitions:
-    """Definitions for the current settings (tests call it again after changing the environment)."""
+def build_defs(executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
+    """Definitions for the current settings (tests call it again after changing the environment);
+    a deployment may choose another `executor` (the benchmarks compare them)."""
     settings = get_settings()
     return dg.Definitions.merge(
         drops.defs,
         daily.defs,
         ops.defs,
-        dg.Definitions(resources=resources_for(settings.env, settings), executor=EXECUTOR),
+        dg.Definitions(resources=resources_for(settings.env, settings), executor=executor or EXECUTOR),
     )
 
 

@@ -266,7 +266,7 @@ import dagster as dg
 
 from snapmap_pipeline.defs import build_defs
 
-defs = dg.Definitions.merge(build_defs(), dg.Definitions(executor={executor}))
+defs = build_defs(executor={executor})
 """
 
 

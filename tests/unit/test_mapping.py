@@ -132,6 +132,62 @@ def test_general_mechanisms_map_unseen_phrasings(entity, header, target, setting
     assert map_columns([header], None, load_schema(entity), settings=settings).items[0].target == target
 
 
+@pytest.mark.parametrize(
+    ("entity", "header", "target"),
+    [
+        # a path ending in an attribute is about the object before it, read by the attribute's role
+        ("employee", "supervisor.href", "MANAGER_ID"),
+        ("employee", "employer.href", "COMPANY_NAME"),
+        ("position", "office.id", "LOCATION"),
+        ("employee", "division.label", "DIVISION"),
+        ("employee", "manager.displayName", "MANAGER_FULLNAME"),
+        ("employee", "legalName.givenName", "FIRST_NAME"),  # ... unless the last segment is the meaning
+        # a unit or note in parentheses qualifies the header
+        ("course", "Price (EUR)", "FEE_VALUE"),
+        ("course", "Duration (mins)", "DURATION_HOURS"),
+        ("employee", "Start Date (MM/DD/YYYY)", "HIRING_DATE"),
+        # a bare kind of value means the field the schema flags with that record_kind
+        ("position", "Name", "TITLE"),
+        ("position", "Opening Name", "TITLE"),
+        ("course", "Name", "COURSE_TITLE"),
+        ("course", "Kind", "COURSE_TYPE"),
+        ("employee", "Type", "EMPLOYEE_TYPE"),
+        ("position", "Careers Page URL", "POSTING_URL"),  # an unknown qualifier on the record's url
+        ("course", "Deep Link", "COURSE_URL"),
+        ("course", "primary_category", "CATEGORY"),  # a kind word a field is about stays that field's
+        # a field that refers to another entity takes that entity's words for its records
+        ("employee", "Squad", "BUSINESS_UNIT"),
+        ("position", "Squad ID", "BUSINESS_UNIT"),
+        ("employee", "Depts", "BUSINESS_UNIT"),  # a plural of a glossary abbreviation
+    ],
+)
+def test_paths_units_bare_kinds_and_references(entity, header, target, settings):
+    assert map_columns([header], None, load_schema(entity), settings=settings).items[0].target == target
+
+
+@pytest.mark.parametrize(
+    ("entity", "header"),
+    [("candidate", "Avatar Link"), ("position", "Logo URL"), ("candidate", "attachments.file_url")],
+)
+def test_urls_of_other_things_are_not_the_records_url(entity, header, settings):
+    assert map_columns([header], None, load_schema(entity), settings=settings).items[0].target is None
+
+
+def test_path_variants_never_keep_a_bare_attribute():
+    attributes = frozenset({(("url",), ("id",)), (("name",), ("name",))})
+    got = variants("manager.url", attributes=attributes)
+    assert ["manager", "id"] in got and ["url"] not in got
+    assert variants("Duration (hrs)")[0] == ["duration"]
+
+
+def test_numeric_values_are_a_persons_id_not_their_name(employee, settings):
+    ids = pl.DataFrame({"Reports To": [str(2000 + i % 3) for i in range(30)]})
+    names = pl.DataFrame({"Reports To": ["Ann Lee", "Bob Ray", "Cy Doe"] * 10})
+    for frame, want in ((ids, "MANAGER_ID"), (names, "MANAGER_FULLNAME")):
+        profiles = profile_frame(frame, settings=settings)
+        assert map_columns(frame.columns, profiles, employee, settings=settings).items[0].target == want
+
+
 def test_one_to_one_but_list_fields_take_several(employee, settings):
     m = map_columns(["Work Phone", "Mobile Phone", "Last Name", "Surname"], None, employee, settings=settings)
     targets = [i.target for i in m.items]

@@ -575,3 +575,22 @@ def test_custom_fields_only_where_the_xsd_has_custom_info(
         assert has_custom, "custom_fields: true needs a custom_info element in the XSD"
     elif has_custom:
         assert any("EFCUSTOM" in note for note in schema.spec_notes), "say why custom columns are off"
+
+
+def test_mapping_flags_name_glossary_kinds_and_entities(schemas: dict[str, EntitySchema]) -> None:
+    """`record_kind` is a glossary head kind and `refers_to` an entity the glossary has words for, so a
+    typo in either cannot silently switch the mapping rule off."""
+    from snapmap_pipeline.core.mapping.normalize import load_glossary
+    from snapmap_pipeline.settings import Settings
+
+    glossary = load_glossary(Path(Settings().config_dir) / "glossary")
+    kinds = set(glossary.head_kinds.values())
+    for schema in schemas.values():
+        seen: set[str] = set()
+        for f in schema.fields:
+            if f.record_kind is not None:
+                assert f.record_kind in kinds, (schema.entity, f.name, f.record_kind)
+                assert f.record_kind not in seen, f"{schema.entity}: two fields claim {f.record_kind}"
+                seen.add(f.record_kind)
+            if f.refers_to is not None:
+                assert f.refers_to in schemas and glossary.entity_words(f.refers_to), (schema.entity, f.name)

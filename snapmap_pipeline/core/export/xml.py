@@ -13,9 +13,10 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import polars as pl
 import pyarrow as pa
@@ -456,10 +457,16 @@ def _needs(chunk: pl.DataFrame, columns: list[str]) -> tuple[_Needs, int]:
 
 
 def _render_chunk(
-    chunk: pl.DataFrame, plan: PlanGroup, used: list[str], open_tag: str, close_tag: str
+    chunk: pl.DataFrame,
+    plan: PlanGroup,
+    used: list[str],
+    open_tag: str,
+    close_tag: str,
+    sink: IO[bytes] | None = None,
 ) -> tuple[bytes, int, int, int]:
     """One chunk's record lines as UTF-8 (bytes straight from polars: no str round trip), the number of
-    forbidden characters removed, the record count and the line count."""
+    forbidden characters removed, the record count and the line count. With `sink`, the lines are
+    written there instead (no copy in between) and the bytes returned are empty."""
     needs, bad = _needs(chunk, used)
     # One concat_str per record: measured 20-25% less CPU than building each top-level element as its
     # own column and concatenating those.
@@ -471,11 +478,14 @@ def _render_chunk(
             ignore_nulls=True,
         ).alias("record")
     )
-    buffer = io.BytesIO()
-    out.write_csv(buffer, include_header=False, quote_style="never", line_terminator="\n")
     lines = out.height
     if needs.newlines:  # tags hold no line break: only values can add lines
         lines += int(out.select(pl.col("record").str.count_matches("\n", literal=True).sum()).item())
+    if sink is not None:
+        out.write_csv(sink, include_header=False, quote_style="never", line_terminator="\n")
+        return b"", bad, out.height, lines
+    buffer = io.BytesIO()
+    out.write_csv(buffer, include_header=False, quote_style="never", line_terminator="\n")
     return buffer.getvalue(), bad, out.height, lines
 
 
@@ -515,14 +525,16 @@ def write_xml(
     plans: dict[tuple[str, ...], tuple[PlanGroup, list[str]]] = {}
     pending: deque[Future[tuple[bytes, int, int, int]]] = deque()
     threads = max(1, threads)
-    with path.open("wb") as fh, ThreadPoolExecutor(threads, thread_name_prefix="snapmap-xml") as pool:
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="snapmap-xml") if threads > 1 else None
+    with path.open("wb") as fh, pool or nullcontext():
 
         def flush(keep: int) -> None:
             """Write finished chunks in order until at most `keep` are still being built."""
             nonlocal rows, removed
             while len(pending) > keep:
                 data, bad, height, lines = pending.popleft().result()
-                fh.write(data)
+                if data:
+                    fh.write(data)
                 if isinstance(on_chunk, XsdChecker):  # it need not count records and lines again
                     on_chunk.add(data, records=height, lines=lines)
                 elif on_chunk is not None:
@@ -544,7 +556,13 @@ def write_xml(
             plan, used = plans[key]
             # Chunks are built in worker threads (polars releases the GIL; one record concat_str runs on
             # one core) while finished ones are written in order: at most `threads` chunks in memory.
-            pending.append(pool.submit(_render_chunk, chunk, plan, used, open_tag, close_tag))
+            if pool is None:  # one at a time, in this thread; straight into the file when nobody reads it
+                done: Future[tuple[bytes, int, int, int]] = Future()
+                sink = fh if on_chunk is None else None
+                done.set_result(_render_chunk(chunk, plan, used, open_tag, close_tag, sink))
+                pending.append(done)
+            else:
+                pending.append(pool.submit(_render_chunk, chunk, plan, used, open_tag, close_tag))
             flush(threads - 1)
         flush(0)
         fh.write(f"</{root}>\n".encode())

@@ -221,7 +221,7 @@ def map_columns(
     floors = np.zeros_like(base)
     for k, col in enumerate(headers):
         prof = (profiles or {}).get(col)
-        factors[k] = value_factors(prof, schema, webmail_words)
+        factors[k] = value_factors(prof, schema, webmail_words, index.person_name)
         floors[k] = value_floor(prof, schema, webmail_words)
     # values can confirm a header but only an exact name is certain, and values never overrule it
     exact = lex >= 1.0

@@ -57,18 +57,38 @@ def normalize(header: str) -> str:
 
 
 def variants(
-    header: str, noise: frozenset[tuple[str, ...]] = frozenset(), vocab: frozenset[str] = frozenset()
+    header: str,
+    noise: frozenset[tuple[str, ...]] = frozenset(),
+    vocab: frozenset[str] = frozenset(),
+    attributes: frozenset[tuple[tuple[str, ...], tuple[str, ...]]] = frozenset(),
 ) -> list[list[str]]:
     """Word lists to try for a header: the full path, then its trailing segments (last, last two).
     Segments that only carry structure (`codeValue`, `idValue`) are dropped first; run-together words
-    are split with `vocab` (`DateofJoining` → date of joining)."""
-    return [list(v) for v in _variants(str(header), noise, vocab)]
+    are split with `vocab` (`DateofJoining` → date of joining). A unit or note in parentheses
+    ("Duration (hrs)") is a qualifier: the header without it comes first.
+
+    A path ending in an attribute of the object before it (`manager.url`, `department.name`,
+    `office.id`) is about that object: its variants keep the object ("manager url", and the
+    attribute's role, "manager id"), never the bare attribute ("url"), which would name another field.
+    `attributes` pairs each attribute segment with its role ((url,) → (id,))."""
+    return [list(v) for v in _variants(str(header), noise, vocab, attributes)]
+
+
+_PAREN = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
 
 
 @lru_cache(maxsize=65_536)
 def _variants(
-    header: str, noise: frozenset[tuple[str, ...]], vocab: frozenset[str] = frozenset()
+    header: str,
+    noise: frozenset[tuple[str, ...]],
+    vocab: frozenset[str] = frozenset(),
+    attributes: frozenset[tuple[tuple[str, ...], tuple[str, ...]]] = frozenset(),
 ) -> tuple[tuple[str, ...], ...]:
+    plain = _PAREN.sub(" ", header)
+    if plain.strip() and plain != header and segments(plain):
+        main = _variants(plain, noise, vocab, attributes)
+        extra = tuple(v for v in _variants(_PAREN_MARKS.sub(" ", header), noise, vocab, attributes) if v)
+        return tuple(dict.fromkeys((*main, *extra)))
     segs = segments(header)
     if vocab:
         segs = [split_compounds(s, vocab) for s in segs]
@@ -76,12 +96,21 @@ def _variants(
         kept = [s for s in segs if tuple(s) not in noise]
         segs = kept or segs[-1:]
     if not segs:
-        return []
+        return ()
     out = [tuple(w for s in segs for w in s)]
-    for k in (1, 2):
-        if len(segs) > k:
-            out.append(tuple(w for s in segs[-k:] for w in s))
-    return tuple(out)
+    role = dict(attributes).get(tuple(segs[-1])) if len(segs) > 1 else None
+    if role is not None:
+        obj = tuple(segs[-2])
+        out.append((*obj, *segs[-1]))
+        out.append((*obj, *role))
+    else:
+        for k in (1, 2):
+            if len(segs) > k:
+                out.append(tuple(w for s in segs[-k:] for w in s))
+    return tuple(dict.fromkeys(out))
+
+
+_PAREN_MARKS = re.compile(r"[()\[\]]")
 
 
 MIN_COMPOUND = 5  # shorter unknown words are abbreviations (emp, mgr), not compounds
@@ -158,6 +187,10 @@ class Glossary:
     time_suffixes: frozenset[str] = frozenset()  # created_at, hired_on: a trailing word naming a time
     key_qualifiers: frozenset[str] = frozenset()  # external id, remote id: the record's own key
     other_people: frozenset[str] = frozenset()  # stemmed: manager, recruiter, spouse, ...
+    # path attributes of an object (manager.url, department.name) → their role: ((url,), (id,)), ...
+    attributes: frozenset[tuple[tuple[str, ...], tuple[str, ...]]] = frozenset()
+    person_name_words: frozenset[str] = frozenset()  # stemmed: first, last, full, given, ... (of a name)
+    other_objects: frozenset[str] = frozenset()  # stemmed: photo, avatar, resume, ... (not the record)
 
     def entity_words(self, entity: str) -> tuple[tuple[str, ...], ...]:
         return self.entities.get(entity, ())
@@ -182,6 +215,9 @@ def load_glossary(directory: Path) -> Glossary:
     time_suffixes: set[str] = set()
     qualifiers: set[str] = set()
     people: set[str] = set()
+    attributes: dict[tuple[str, ...], tuple[str, ...]] = {}
+    name_parts: set[str] = set()
+    objects: set[str] = set()
     for path in sorted(Path(directory).glob("*.yaml")):
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -204,6 +240,12 @@ def load_glossary(directory: Path) -> Glossary:
         time_suffixes.update(w for x in raw.get("time_suffixes") or [] for w in _key(x))
         qualifiers.update(w for x in raw.get("key_qualifiers") or [] for w in _key(x))
         people.update(stem(w) for x in raw.get("other_people") or [] for w in _key(x))
+        name_parts.update(stem(w) for x in raw.get("person_name_words") or [] for w in _key(x))
+        objects.update(stem(w) for x in raw.get("other_objects") or [] for w in _key(x))
+        for role, attr_words in (raw.get("path_attributes") or {}).items():
+            for w in attr_words or []:
+                if _key(w):
+                    attributes[_key(w)] = _key(role)
         for kind, kind_words in (raw.get("head_kinds") or {}).items():
             for w in kind_words or []:
                 key = _key(w)
@@ -228,6 +270,9 @@ def load_glossary(directory: Path) -> Glossary:
         time_suffixes=frozenset(time_suffixes),
         key_qualifiers=frozenset(qualifiers),
         other_people=frozenset(people),
+        attributes=frozenset(attributes.items()),
+        person_name_words=frozenset(name_parts),
+        other_objects=frozenset(objects),
     )
 
 
@@ -276,8 +321,18 @@ def _time_suffix(ws: list[str], glossary: Glossary) -> list[str]:
 def _expand_tokens(ws: list[str], glossary: Glossary) -> list[str]:
     out: list[str] = []
     for w in ws:
-        out.extend(glossary.tokens.get(w, (w,)))
+        out.extend(_token(w, glossary))
     return out
+
+
+def _token(word: str, glossary: Glossary) -> tuple[str, ...]:
+    """A word's glossary rewrite; a plural of a one-word rewrite ('offices', 'depts') rewrites too."""
+    hit = glossary.tokens.get(word)
+    if hit is None and len(word) > 3 and word.endswith("s"):
+        single = glossary.tokens.get(word[:-1])
+        if single is not None and len(single) == 1:
+            return single
+    return hit if hit is not None else (word,)
 
 
 def canonical(
@@ -324,6 +379,9 @@ def segment_vocab(glossary: Glossary, texts: list[str]) -> frozenset[str]:
     every glossary word and the glossary's joiners. Stop words are left out (a run-together 'de' or 'a'
     would split almost anything) unless listed as joiners."""
     known: set[str] = set(glossary.joiners) | set(glossary.neutral) | set(glossary.key_qualifiers)
+    for attr, role in glossary.attributes:
+        known.update(attr)
+        known.update(role)
     for key, value in glossary.tokens.items():
         known.update(_key(key))
         known.update(value)
@@ -352,6 +410,6 @@ def expanded_text(header: str, glossary: Glossary, vocab: frozenset[str] = froze
     ws = _phrases(_time_suffix(ws, glossary), glossary)
     out: list[str] = []
     for w in ws:
-        out.extend(glossary.tokens.get(w, (w,)))
+        out.extend(_token(w, glossary))
     out = _phrases(out, glossary)
     return " ".join(out) or str(header)

@@ -80,6 +80,10 @@ class LexicalIndex:
     f_bin: np.ndarray  # fields × vocab: the words each field's name and aliases use
     foreign: frozenset[str]  # stemmed one-word names of other entities' records (requisition, user)
     seg_vocab: frozenset[str] = frozenset()  # words run-together headers may be split into
+    record_kinds: dict[str, list[int]] = field(default_factory=dict)  # head kind → fields a bare header means
+    text_heads: dict[str, frozenset[int]] = field(default_factory=dict)  # last word of a text → fields
+    others: frozenset[str] = frozenset()  # people and things other than the record (manager, photo)
+    person_name: tuple[bool, ...] = ()  # per field: holds a person's name (FULL_NAME, MANAGER_FULLNAME)
     _canon_cache: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
 
     def canon(self, ws: list[str]) -> tuple[str, ...]:
@@ -96,9 +100,12 @@ def field_words(name: str) -> list[str]:
     return words(name.lower().replace("_", " "))
 
 
-def _texts(spec: FieldSpec) -> list[tuple[str, list[str]]]:
+def _texts(spec: FieldSpec, glossary: Glossary | None = None) -> list[tuple[str, list[str]]]:
     out = [("name", field_words(spec.name))]
     out += [("alias", words(a)) for a in spec.aliases]
+    if spec.refers_to and glossary is not None:
+        # the other entity's words for its records ("team", "org unit") name what this field holds
+        out += [("alias", list(hint)) for hint in glossary.entity_words(spec.refers_to)]
     return out
 
 
@@ -116,7 +123,7 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
     selfw = self_table(glossary, schema.entity, self_extra(schema))
     texts: list[FieldText] = []
     for spec in schema.fields:
-        for kind, ws in _texts(spec):
+        for kind, ws in _texts(spec, glossary):
             if ws:
                 texts.append(FieldText(spec.name, kind, " ".join(ws), tuple(canonical(ws, glossary, selfw))))
     fields = [f.name for f in schema.fields]
@@ -178,12 +185,56 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
             for hint in hints
             if len(hint) == 1
         )
-        | glossary.other_people,
+        | glossary.other_people
+        | (glossary.other_objects - _field_vocab(schema, glossary, selfw)),
+        others=glossary.other_people | (glossary.other_objects - _field_vocab(schema, glossary, selfw)),
         seg_vocab=segment_vocab(
             glossary,
             [t for f in schema.fields for t in (f.name.replace("_", " "), f.description, *f.aliases)],
         ),
+        record_kinds=_record_kinds(schema),
+        text_heads=_text_heads(texts, fidx),
+        person_name=tuple(_person_name(x.canon, glossary) for x in texts if x.kind == "name"),
     )
+
+
+def _person_name(canon: tuple[str, ...], glossary: Glossary) -> bool:
+    """A field whose name says it holds a person's name: its head is a name word and another word
+    names a person (the record itself, a manager, a recruiter) or a part of a name (first, full)."""
+    if len(canon) < 2 or glossary.head_kinds.get(canon[-1]) != "name" or canon[-1] != stem("name"):
+        return False
+    return any(w == SELF or w in glossary.other_people or w in glossary.person_name_words for w in canon[:-1])
+
+
+def _field_vocab(schema: EntitySchema, glossary: Glossary, selfw: dict) -> frozenset[str]:
+    """Every canonical word of the schema's field names and aliases."""
+    return frozenset(
+        t
+        for spec in schema.fields
+        for _, ws in _texts(spec, glossary)
+        for t in canonical(ws, glossary, selfw)
+    )
+
+
+def _text_heads(texts: list[FieldText], fidx: dict[str, int]) -> dict[str, frozenset[int]]:
+    out: dict[str, set[int]] = {}
+    for x in texts:
+        if x.canon:
+            out.setdefault(x.canon[-1], set()).add(fidx[x.field])
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def _record_kinds(schema: EntitySchema) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for i, spec in enumerate(schema.fields):
+        if spec.record_kind:
+            out.setdefault(spec.record_kind, []).append(i)
+    return out
+
+
+def _variants_of(header: str, index: LexicalIndex) -> list[list[str]]:
+    g = index.glossary
+    return variants(header, g.path_noise, index.seg_vocab, g.attributes)
 
 
 def _prefixes(vocab: list[str]) -> dict[str, list[int]]:
@@ -235,7 +286,7 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
     all_canon: list[list[tuple[tuple[str, ...], float]]] = []
     uniq: dict[str, int] = {}
     for hi, header in enumerate(headers):
-        vs = variants(header, index.glossary.path_noise, index.seg_vocab)
+        vs = _variants_of(header, index)
         cands: list[tuple[tuple[str, ...], float]] = []
         for vi, ws in enumerate(vs):
             factor = 1.0 if vi == 0 else TRAILING_FACTOR
@@ -248,6 +299,8 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
             canon = index.canon(ws)
             for fi in index.canon_eq.get(tuple(sorted(set(canon))), ()):
                 _bump(scores, methods, hi, fi, SCORE[GLOSSARY] * factor, 3)
+            for fi, value in _bare_kind(canon, index):
+                _bump(scores, methods, hi, fi, value * factor, 3)
             cands.append((tuple(dict.fromkeys(canon)), factor))
             for t in canon:
                 uniq.setdefault(t, len(uniq))
@@ -279,6 +332,39 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
     return scores, methods
 
 
+BARE_QUALIFIED = 0.9  # "hostedUrl" in a position file: an unknown qualifier on the record's own url
+
+
+def _bare_kind(canon: tuple[str, ...], index: LexicalIndex) -> list[tuple[int, float]]:
+    """A header that names only a kind of value ("name", "type", "Job Name") means the field the
+    schema flags with that `record_kind` (a position's name is its title). Neutral words may qualify it;
+    for urls, so may words no field knows ("hostedUrl", "take_url"): a url qualified by a known subject
+    ("image url", "manager url") is that subject's."""
+    content = [t for t in canon if t != SELF]
+    if not content or not index.record_kinds:
+        return []
+    g = index.glossary
+    head = content[-1]
+    kind = g.head_kinds.get(head)
+    fields = index.record_kinds.get(kind or "")
+    # a head word another field is about ("category", "title") is that field's, not a bare kind
+    if not fields or (head not in g.generic and index.text_heads.get(head, frozenset()) - set(fields)):
+        return []
+    others = [t for t in content[:-1] if t not in g.neutral]
+    if not others:
+        return [(fi, SCORE[GLOSSARY]) for fi in fields]
+    if kind != "url":
+        return []
+    # where a url lives ("external", "source") or an unknown word ("hosted") qualifies the record's url
+    for t in (t for t in others if t not in g.key_qualifiers):
+        if t in index.weights or t in index.foreign or t in g.generic or len(t) < 3:
+            return []
+        sim = _token_sim([t], index.vocab, index.prefixes)
+        if sim.size and float(sim.max()) >= EXPLAINED_SIM:
+            return []
+    return [(fi, BARE_QUALIFIED) for fi in fields]
+
+
 def _header_weight(token: str, index: LexicalIndex) -> float:
     if token in index.weights:
         return index.weights[token]
@@ -291,17 +377,20 @@ def _header_weight(token: str, index: LexicalIndex) -> float:
 
 def head_factors(headers: list[str], index: LexicalIndex) -> np.ndarray:
     """headers × fields: HEAD_KIND_PENALTY where the header's last word names a kind of value (type,
-    date, id, name, ...) that the field's words do not; 1 elsewhere."""
+    date, id, name, ...) that the field's words do not; 1 elsewhere. The best of the header's path
+    variants is kept (`manager.url` is also read as "manager id")."""
     out = np.ones((len(headers), len(index.fields)), dtype=np.float32)
     for hi, header in enumerate(headers):
-        vs = variants(header, index.glossary.path_noise, index.seg_vocab)
-        canon = index.canon(vs[0]) if vs else ()
-        kind = index.glossary.head_kinds.get(canon[-1]) if canon else None
-        if kind is None:
-            continue
-        for fi, kinds in enumerate(index.field_kinds):
-            if kind not in kinds:
-                out[hi, fi] = HEAD_KIND_PENALTY
+        best = np.zeros(len(index.fields), dtype=np.float32)
+        for ws in _variants_of(header, index) or [[]]:
+            canon = index.canon(ws) if ws else ()
+            kind = index.glossary.head_kinds.get(canon[-1]) if canon else None
+            if kind is None:
+                best[:] = 1.0
+                break
+            row = np.array([1.0 if kind in kinds else HEAD_KIND_PENALTY for kinds in index.field_kinds])
+            best = np.maximum(best, row.astype(np.float32))
+        out[hi] = best
     return out
 
 
@@ -316,8 +405,13 @@ def coverage_factors(headers: list[str], index: LexicalIndex) -> np.ndarray:
     self_col = index.vocab.index(SELF) if SELF in index.vocab else None
     for hi, header in enumerate(headers):  # a handful of words per header, vectorised over fields
         best = np.zeros(len(index.fields), dtype=np.float32)
-        for ws in variants(header, index.glossary.path_noise, index.seg_vocab):
+        vs = _variants_of(header, index)
+        full = set(index.canon(vs[0])) if vs else set()
+        for ws in vs:
             canon = [t for t in dict.fromkeys(index.canon(ws)) if t != SELF]
+            # a trailing part of a path still belongs to the other record or thing the path starts
+            # with: `attachments.data_url` is the attachment's url, not the candidate's
+            dropped = [t for t in full - set(canon) if t in index.others]
             if not canon:
                 best[:] = 1.0
                 break
@@ -338,6 +432,10 @@ def coverage_factors(headers: list[str], index: LexicalIndex) -> np.ndarray:
                 cost[-1] = min(cost[-1], HEAD_FACTOR)
             missing = ~explained & counts[:, None]  # T × F
             factor = np.where(hits > 0, np.where(missing, cost[:, None], 1.0).prod(axis=0), 1.0)
+            if dropped:
+                d_sim = _token_sim(dropped, index.vocab, index.prefixes)
+                d_explained = (d_sim[:, None, :] * index.f_bin[None, :, :]).max(axis=2) >= EXPLAINED_SIM
+                factor = factor * np.where(d_explained, 1.0, FOREIGN_FACTOR).prod(axis=0)
             best = np.maximum(best, factor.astype(np.float32))
         out[hi] = best
     return out
@@ -388,7 +486,15 @@ def value_floor(profile: Any, schema: EntitySchema, webmail_words: frozenset[str
     return out
 
 
-def value_factors(profile: Any, schema: EntitySchema, webmail_words: frozenset[str]) -> np.ndarray:
+ID_VALUES_FOR_NAME = 0.7  # a column of numbers is an id of a person, never their name
+
+
+def value_factors(
+    profile: Any,
+    schema: EntitySchema,
+    webmail_words: frozenset[str],
+    person_name: tuple[bool, ...] = (),
+) -> np.ndarray:
     """Per field, a factor for how well the column's values fit it (1 = no evidence).
 
     Emails fit email fields only; of email fields, webmail fits the personal one, company mail the
@@ -435,6 +541,9 @@ def value_factors(profile: Any, schema: EntitySchema, webmail_words: frozenset[s
             words_for_number = kind in ("integer", "float") and numeric < 0.2
             if booleans_elsewhere or words_for_number:
                 f = 0.7
+        if person_name and person_name[i] and (numeric >= 0.9 or id_like) and email < 0.2:
+            # "ReportingTo" holding 10050, 10060: the manager's id, not the manager's name
+            f *= ID_VALUES_FOR_NAME
         if spec.name == schema.key:
             if id_like and unique >= 0.98:
                 f *= 1.1
