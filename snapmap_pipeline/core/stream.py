@@ -30,6 +30,7 @@ from typing import Any
 
 import polars as pl
 
+from snapmap_pipeline.core.companion import sql_params
 from snapmap_pipeline.core.pipeline import (
     ROW,
     ProcessReport,
@@ -409,7 +410,7 @@ def _scan_pass(
             apply_mapping(df, _SubMapping(items), schema),
             schema,
             drop_time=drop_time,
-            params={"tenant": tenant or ""},
+            params=sql_params(schema, tenant, settings),
             settings=settings,
         )
         present = [n for n in sorted(wanted) if n in dated.columns]
@@ -682,11 +683,13 @@ def _export_pass(
 ) -> dict[str, Any]:
     """Pass 2: every block through transform and validate; XML, CSV and quarantine appended to their
     `*.part` files, renamed at the end. Any failure removes the parts and re-raises."""
+    from snapmap_pipeline.core.companion import complete_records, fill_xml_values
     from snapmap_pipeline.core.export.csv import blank_reason, write_eightfold_csv, write_quarantine_csv
     from snapmap_pipeline.core.export.xml import XsdChecker, own_xsd, write_xml
     from snapmap_pipeline.core.transform import apply_mapping, transform
     from snapmap_pipeline.core.validate import attach_source, validate
 
+    params = sql_params(schema, tenant, settings)
     seen: dict[str, pl.DataFrame] = {}
     required_csv = schema.required_for(operation, "csv")
     csv_state: dict[str, Any] = {"reason": None, "blank": {}, "files": [], "rows": 0}
@@ -709,9 +712,11 @@ def _export_pass(
                 apply_mapping(df, mapping, schema),
                 schema,
                 drop_time=drop_time,
-                params={"tenant": tenant or ""},
+                params=params,
                 settings=settings,
             )
+            transformed, derived = fill_xml_values(transformed, schema, params)
+            treport.derived.update(derived)
             if _checksum(_blank_to_null(transformed, scan.fields), scan.fields) != next(checksums, None):
                 raise InputError(
                     f"'{filename}': the first pass over the file saw other values in "
@@ -730,6 +735,10 @@ def _export_pass(
                 seen=seen,
                 clean=True,  # transform's output is trimmed, blanks null: no second trim
             )
+            # XML-only values and required companion groups, as in memory; companion sheets themselves
+            # are never streamed (the CLI sends a file with --companion through the in-memory path),
+            # so a record that needs one is quarantined as `missing_companion`.
+            complete_records(result, transformed, schema, operation, inputs=[], tenant=tenant)
             for name, new in result.kept.items():
                 # Only values that occur again later need remembering (pass 1 found them).
                 repeated = scan.repeated.get(name)
