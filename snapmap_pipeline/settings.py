@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     entity_threshold: float = Field(0.5, description="Below this the entity is 'unknown'.")
     webmail_domains: str = DEFAULT_WEBMAIL
     date_order: str | None = Field(None, description="Force 'dmy' or 'mdy' for ambiguous dates.")
-    quality_sample_rows: int = 100_000
+    quality_sample_rows: int = 20_000
     xsd_full_check_rows: int = Field(
         250_000,
         description="Up to this many rows every record is checked against the XSD while writing; "
