@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     schemas_dir: Path = Field(PROJECT_ROOT / "schemas")
     sql_dir: Path = Field(PROJECT_ROOT / "dbt-free-sql")
     lancedb_uri: str | None = Field(None, description="Default: <artifacts_root>/lancedb.")
+    s3_endpoint_url: str | None = Field(
+        None, description="An S3-compatible endpoint (MinIO, moto) for s3:// artifacts and the LanceDB store."
+    )
 
     max_file_bytes: int = 200 * 1024 * 1024
     max_columns: int = 2000

@@ -18,6 +18,7 @@ import numpy as np
 
 from snapmap_pipeline.core.schema import EntitySchema
 from snapmap_pipeline.logs import get_logger
+from snapmap_pipeline.settings import get_settings
 
 log = get_logger(__name__)
 
@@ -216,6 +217,12 @@ def _connect(uri: str) -> Any:
     os.environ.setdefault("LANCE_LOG", "error")
     if "://" not in uri:
         os.makedirs(uri, exist_ok=True)
+        return lancedb.connect(uri)
+    # Credentials stay with the standard AWS chain; only the endpoint of an S3-compatible store is ours.
+    endpoint = get_settings().s3_endpoint_url
+    if uri.startswith("s3://") and endpoint:
+        options = {"endpoint": endpoint, "allow_http": str(endpoint.startswith("http://")).lower()}
+        return lancedb.connect(uri, storage_options=options)
     return lancedb.connect(uri)
 
 
