@@ -396,3 +396,46 @@ def test_employee_sample_columns_outside_the_main_sheet_map_to_nothing(reference
     m = map_columns(header, None, schema, settings=settings)
     wrong = {i.source: i.target for i in m.items if i.source in extra and i.target is not None}
     assert not wrong
+
+
+# -- round 3: general defects found on unseen headers ------------------------------------------------
+@pytest.mark.parametrize(
+    ("entity", "header", "target"),
+    [
+        ("employee", "cellNumber", "PHONE"),  # a phone's number is the phone, not an id
+        ("employee", "home_numbers", "PHONE"),
+        ("candidate", "contact.mobileNumber", "PHONE"),
+        ("candidate", "name.first", "FIRST_NAME"),  # object-first path segments
+        ("candidate", "person.name.family", "LAST_NAME"),
+        ("employee", "zenzapJobTitle", "TITLE"),  # a vendor's prefix no field knows is dropped
+        ("employee", "user_name", "USER_ID"),  # run-apart compound of an alias word (username)
+    ],
+)
+def test_unseen_shapes_map_through_general_rules(entity, header, target, settings):
+    schema = load_schema(entity)
+    assert map_columns([header], None, schema, settings=settings).items[0].target == target
+
+
+def test_plural_ids_are_references_not_the_records_key(settings):
+    schema = load_schema("candidate")
+    assert map_columns(["applicantIds"], None, schema, settings=settings).items[0].target != "CANDIDATE_ID"
+
+
+@pytest.mark.parametrize(("entity", "header", "dated"), [("course", "is_released", "PUBLISHED_TS")])
+def test_a_yes_no_header_is_never_a_date(entity, header, dated, settings):
+    item = map_columns([header], None, load_schema(entity), settings=settings).items[0]
+    assert item.target != dated
+
+
+def test_a_column_of_yes_no_values_is_not_a_date(employee, settings):
+    df = pl.DataFrame({"Start Date": ["true", "false", "yes", "no"] * 10})
+    m = map_columns(df.columns, profile_frame(df, settings=settings), employee, settings=settings)
+    assert m.items[0].target != "HIRING_DATE"
+
+
+def test_fields_embed_their_concepts_general_names(employee):
+    from snapmap_pipeline.core.mapping.semantic import field_texts
+
+    texts = field_texts(employee)
+    assert ("LOCATION", "branch office") in texts  # config/glossary/concepts.yaml, location
+    assert ("LEVEL", "job grade") in texts

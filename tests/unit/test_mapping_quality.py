@@ -1,7 +1,8 @@
 """The labelled header sets: the dev split (tests/data/headers/*.yaml, tuned on), the held-out split
 (tests/data/headers/holdout/*.yaml, whose misses were studied by error class), the fresh split
 (tests/data/headers/fresh/*.yaml, studied in the second round) and the fresh2 split
-(tests/data/headers/fresh2/*.yaml, built before the second round from systems no other split uses,
+(tests/data/headers/fresh2/*.yaml, built before the second round, studied in the third) and the fresh3
+split (tests/data/headers/fresh3/*.yaml, built before the third round from systems no other split uses,
 never tuned on): their rules, and regression floors.
 
 The floors sit a little below what the engine reached (see bench/bench_mapping.py for the figures); they
@@ -24,9 +25,17 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "headers"
 HOLDOUT = DATA / "holdout"
 FRESH = DATA / "fresh"
 FRESH2 = DATA / "fresh2"
+FRESH3 = DATA / "fresh3"
 # (top-1, null precision) floors per split: reached 0.924 / 0.948 (dev, 289 cases), 0.902 / 0.756
-# (holdout, 153), 0.958 / 0.850 (fresh, 120), 0.711 / 0.425 (fresh2, 121: the honest estimate)
-FLOORS = {"dev": (0.90, 0.92), "holdout": (0.88, 0.72), "fresh": (0.93, 0.80), "fresh2": (0.68, 0.38)}
+# (holdout, 153), 0.958 / 0.850 (fresh, 120), 0.810 / 0.531 (fresh2, 121), 0.752 / 0.514 (fresh3, 121:
+# built before round 3, measured once after it, the honest estimate)
+FLOORS = {
+    "dev": (0.90, 0.92),
+    "holdout": (0.88, 0.72),
+    "fresh": (0.93, 0.80),
+    "fresh2": (0.78, 0.48),
+    "fresh3": (0.72, 0.46),
+}
 
 
 def _cases(folder: Path = DATA) -> list[dict]:
@@ -56,6 +65,11 @@ def fresh2() -> list[dict]:
     return _cases(FRESH2)
 
 
+@pytest.fixture(scope="module")
+def fresh3() -> list[dict]:
+    return _cases(FRESH3)
+
+
 def test_fresh_split_is_big_varied_cited_and_mostly_mappable(cases, holdout, fresh):
     assert len(fresh) >= 120
     systems = {c["system"] for c in fresh}
@@ -79,6 +93,20 @@ def test_fresh2_split_is_big_cited_and_from_new_systems(cases, holdout, fresh, f
         assert c["source"].startswith("https://")
     older = {c["system"] for c in cases + holdout + fresh}
     assert len({c["system"] for c in fresh2} - older) >= 8
+
+
+def test_fresh3_split_is_big_cited_new_and_unseen(cases, holdout, fresh, fresh2, fresh3):
+    assert len(fresh3) >= 120
+    share = sum(1 for c in fresh3 if c["target"] is None) / len(fresh3)
+    assert 0.1 <= share <= 0.2, f"distractor share {share:.2f}"
+    for c in fresh3:
+        assert set(c) == {"system", "entity", "header", "target", "source"}
+        assert c["source"].startswith("https://")
+    older = cases + holdout + fresh + fresh2
+    assert len({c["system"] for c in fresh3} - {c["system"] for c in older}) >= 8
+    assert not {c["source"] for c in fresh3} & {c["source"] for c in older}, "cite documents no split cites"
+    seen = {(c["entity"], c["header"]) for c in older}
+    assert not [c["header"] for c in fresh3 if (c["entity"], c["header"]) in seen], "headers must be unseen"
 
 
 def test_holdout_is_separate_big_and_mostly_mappable(cases, holdout):
@@ -113,17 +141,19 @@ def test_set_is_big_varied_and_cited(cases):
         assert c["source"] and ("://" in c["source"] or ":" in c["source"])
 
 
-def test_targets_are_real_fields(cases, holdout, fresh, fresh2, schemas):
-    for c in cases + holdout + fresh + fresh2:
+def test_targets_are_real_fields(cases, holdout, fresh, fresh2, fresh3, schemas):
+    for c in cases + holdout + fresh + fresh2 + fresh3:
         if c["entity"] in schemas and c["target"] is not None:
             assert c["target"] in schemas[c["entity"]].field_names, c
 
 
-def test_no_header_is_an_alias_field_name_or_glossary_key(cases, holdout, fresh, fresh2, schemas):
-    """Otherwise the accuracy would only measure a lookup table (every split)."""
+def test_no_header_is_an_alias_field_name_or_glossary_key(cases, holdout, fresh, fresh2, fresh3, schemas):
+    """Otherwise the accuracy would only measure a lookup table (every split). The concept thesaurus
+    (embedded field texts) counts as glossary too."""
     glossary = load_glossary(Path(Settings().config_dir) / "glossary")
     keys = {" ".join(k) for k in glossary.phrases} | set(glossary.tokens)
-    for c in cases + holdout + fresh + fresh2:
+    keys |= {p for phrases in glossary.concepts.values() for p in phrases}
+    for c in cases + holdout + fresh + fresh2 + fresh3:
         schema = schemas.get(c["entity"])
         norm = normalize(c["header"])
         assert norm not in keys, f"{c['header']!r} is a glossary key"
@@ -143,10 +173,10 @@ def _difflib_target(header: str, schema) -> str | None:
     return names[best[0]] if best else None
 
 
-@pytest.mark.parametrize("split", ["dev", "holdout", "fresh", "fresh2"])
-def test_accuracy_floor_and_beats_difflib(split, cases, holdout, fresh, fresh2, schemas, store):
+@pytest.mark.parametrize("split", ["dev", "holdout", "fresh", "fresh2", "fresh3"])
+def test_accuracy_floor_and_beats_difflib(split, cases, holdout, fresh, fresh2, fresh3, schemas, store):
     settings = Settings(artifacts_root=str(store))
-    data = {"dev": cases, "holdout": holdout, "fresh": fresh, "fresh2": fresh2}[split]
+    data = {"dev": cases, "holdout": holdout, "fresh": fresh, "fresh2": fresh2, "fresh3": fresh3}[split]
     usable = [c for c in data if c["entity"] in schemas]
     right = baseline = predicted_null = true_null = 0
     for c in usable:

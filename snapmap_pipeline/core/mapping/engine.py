@@ -14,15 +14,17 @@ import numpy as np
 
 from snapmap_pipeline.core.mapping.assign import NON_EXACT_CAP, assign, combine
 from snapmap_pipeline.core.mapping.memory import MappingMemory, fingerprint
-from snapmap_pipeline.core.mapping.normalize import expanded_text
 from snapmap_pipeline.core.mapping.overrides import load_overrides
 from snapmap_pipeline.core.mapping.semantic import calibrate, semantic_scores
 from snapmap_pipeline.core.mapping.signals import (
     METHODS,
+    boolean_factors,
     coverage_factors,
     head_factors,
     lexical_index,
     lexical_scores,
+    plural_key_factors,
+    semantic_text,
     value_factors,
     value_floor,
 )
@@ -207,7 +209,7 @@ def map_columns(
     sem = None
     need = [k for k in range(len(headers)) if lex[k].max(initial=0.0) < SEMANTIC_SKIP]
     if need:
-        texts = [expanded_text(headers[k], index.glossary, index.seg_vocab) for k in need]
+        texts = [semantic_text(headers[k], index) for k in need]
         cos = semantic_scores(texts, schema, settings.lancedb_path)
         if cos is not None:
             sem = np.zeros_like(lex)
@@ -215,6 +217,9 @@ def map_columns(
     base, sem_won = combine(lex, sem)
     shape = head_factors(headers, index) * coverage_factors(headers, index)
     base = np.where(lex >= 0.9, base, base * shape)
+    # a yes/no header is never a date, however well its words match one (is_published)
+    base = base * boolean_factors(headers, index, [_value_kind(f) for f in schema.fields])
+    base = base * plural_key_factors(headers, index, fidx.get(schema.key or ""))
 
     webmail_words = WEBMAIL_WORDS
     factors = np.ones_like(base)
@@ -279,6 +284,10 @@ def _method(
         return "semantic"
     code = int(lex_method[k, fi])
     return METHODS[code] if code else "semantic"
+
+
+def _value_kind(spec: Any) -> str:
+    return (spec.item_type or spec.type) if spec.type == "list" else spec.type
 
 
 def _default_memory(tenant: str | None, settings: Settings) -> MappingMemory | None:

@@ -191,6 +191,11 @@ class Glossary:
     attributes: frozenset[tuple[tuple[str, ...], tuple[str, ...]]] = frozenset()
     person_name_words: frozenset[str] = frozenset()  # stemmed: first, last, full, given, ... (of a name)
     other_objects: frozenset[str] = frozenset()  # stemmed: photo, avatar, resume, ... (not the record)
+    boolean_prefixes: frozenset[str] = frozenset()  # is_published, has_children: a yes/no column
+    boolean_suffixes: frozenset[str] = frozenset()  # rehire_flag, manager_yn: a yes/no column
+    phone_words: frozenset[str] = frozenset()  # mobile, cell, work: "number" after them is a phone
+    # plain field-name phrase → what vendors call that concept (embedded only; see concepts.yaml)
+    concepts: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def entity_words(self, entity: str) -> tuple[tuple[str, ...], ...]:
         return self.entities.get(entity, ())
@@ -218,6 +223,10 @@ def load_glossary(directory: Path) -> Glossary:
     attributes: dict[tuple[str, ...], tuple[str, ...]] = {}
     name_parts: set[str] = set()
     objects: set[str] = set()
+    bool_pre: set[str] = set()
+    bool_suf: set[str] = set()
+    concepts: dict[str, tuple[str, ...]] = {}
+    phone_words: set[str] = set()
     for path in sorted(Path(directory).glob("*.yaml")):
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -242,6 +251,12 @@ def load_glossary(directory: Path) -> Glossary:
         people.update(stem(w) for x in raw.get("other_people") or [] for w in _key(x))
         name_parts.update(stem(w) for x in raw.get("person_name_words") or [] for w in _key(x))
         objects.update(stem(w) for x in raw.get("other_objects") or [] for w in _key(x))
+        bool_pre.update(w for x in raw.get("boolean_prefixes") or [] for w in _key(x))
+        bool_suf.update(w for x in raw.get("boolean_suffixes") or [] for w in _key(x))
+        phone_words.update(w for x in raw.get("phone_words") or [] for w in _key(x))
+        for concept, phrases_of in (raw.get("concepts") or {}).items():
+            key = " ".join(_key(concept))
+            concepts[key] = (*concepts.get(key, ()), *(" ".join(_key(x)) for x in phrases_of or []))
         for role, attr_words in (raw.get("path_attributes") or {}).items():
             for w in attr_words or []:
                 if _key(w):
@@ -273,6 +288,10 @@ def load_glossary(directory: Path) -> Glossary:
         attributes=frozenset(attributes.items()),
         person_name_words=frozenset(name_parts),
         other_objects=frozenset(objects),
+        boolean_prefixes=frozenset(bool_pre),
+        boolean_suffixes=frozenset(bool_suf),
+        concepts=concepts,
+        phone_words=frozenset(phone_words),
     )
 
 
@@ -311,8 +330,16 @@ def _phrases(ws: list[str], glossary: Glossary) -> list[str]:
     return _rewrite_phrases(ws, glossary.phrases, glossary.max_phrase, glossary.stemmed_phrases)
 
 
+_NUMBER_WORDS = frozenset({"number", "numbers", "no", "nbr", "num", "#"})
+
+
 def _time_suffix(ws: list[str], glossary: Glossary) -> list[str]:
-    """'created_at', 'hired_on': a trailing preposition after a verb names when it happened."""
+    """'created_at', 'hired_on': a trailing preposition after a verb names when it happened. Also
+    'mobileNumber', 'work_numbers': a number after a phone word is the phone, not an identifier."""
+    ws = [
+        "phone" if w in _NUMBER_WORDS and i and ws[i - 1] in glossary.phone_words else w
+        for i, w in enumerate(ws)
+    ]
     if len(ws) >= 2 and ws[-1] in glossary.time_suffixes:
         return [*ws[:-1], "date"]
     return ws

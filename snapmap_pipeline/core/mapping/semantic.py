@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from snapmap_pipeline.core.mapping.normalize import glossary_dir, load_glossary, normalize
 from snapmap_pipeline.core.schema import EntitySchema
+from snapmap_pipeline.errors import ConfigError
 from snapmap_pipeline.logs import get_logger
 from snapmap_pipeline.settings import get_settings
 
@@ -126,7 +128,9 @@ class FieldVectors:
 
 
 def field_texts(schema: EntitySchema) -> list[tuple[str, str]]:
-    """(field, text) pairs: name words, name words + description, and each alias."""
+    """(field, text) pairs: name words, name words + description, each alias, and the general names of
+    the field's concept (config/glossary/concepts.yaml), so unseen synonyms have something to meet."""
+    concepts = _concepts()
     out: list[tuple[str, str]] = []
     for f in schema.fields:
         name = f.name.lower().replace("_", " ")
@@ -134,11 +138,25 @@ def field_texts(schema: EntitySchema) -> list[tuple[str, str]]:
         if f.description:
             out.append((f.name, f"{name}: {f.description}"))
         out.extend((f.name, a) for a in f.aliases)
+        keys = dict.fromkeys([normalize(f.name), *(normalize(a) for a in f.aliases)])
+        extra = dict.fromkeys(p for k in keys for p in concepts.get(k, ()))
+        out.extend((f.name, p) for p in extra if p not in keys)
     return out
 
 
+def _concepts() -> dict[str, tuple[str, ...]]:
+    try:
+        return load_glossary(glossary_dir(Path(get_settings().config_dir))).concepts
+    except ConfigError as exc:
+        log.warning(
+            "concept thesaurus unreadable; fields embed without it", extra={"fields": {"code": exc.code}}
+        )
+        return {}
+
+
 def _table_name(schema: EntitySchema) -> str:
-    return f"fields_{schema.entity}_{schema.fingerprint}_{model_id()}"
+    texts = hashlib.sha1(repr(field_texts(schema)).encode()).hexdigest()[:8]
+    return f"fields_{schema.entity}_{schema.fingerprint}_{model_id()}_{texts}"
 
 
 def field_vectors(schema: EntitySchema, lancedb_uri: str) -> FieldVectors | None:

@@ -8,6 +8,7 @@ from column profiles (emails, dates, ids, numbers). Matrices are numpy; no per-r
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,7 @@ from snapmap_pipeline.core.mapping.normalize import (
     SELF,
     Glossary,
     canonical,
+    expanded_text,
     load_glossary,
     segment_vocab,
     self_table,
@@ -84,6 +86,8 @@ class LexicalIndex:
     text_heads: dict[str, frozenset[int]] = field(default_factory=dict)  # last word of a text → fields
     others: frozenset[str] = frozenset()  # people and things other than the record (manager, photo)
     person_name: tuple[bool, ...] = ()  # per field: holds a person's name (FULL_NAME, MANAGER_FULLNAME)
+    field_words: frozenset[str] = frozenset()  # plain words of the field names and aliases (nickname)
+    fields_key: str = ""  # identifies this index (schema fingerprint + glossary)
     _canon_cache: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
 
     def canon(self, ws: list[str]) -> tuple[str, ...]:
@@ -195,6 +199,8 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
         record_kinds=_record_kinds(schema),
         text_heads=_text_heads(texts, fidx),
         person_name=tuple(_person_name(x.canon, glossary) for x in texts if x.kind == "name"),
+        field_words=frozenset(w for x in texts for w in x.plain.split()),
+        fields_key=f"{fingerprint}|{glossary_path}",
     )
 
 
@@ -233,8 +239,98 @@ def _record_kinds(schema: EntitySchema) -> dict[str, list[int]]:
 
 
 def _variants_of(header: str, index: LexicalIndex) -> list[list[str]]:
+    """The header's word lists (see `normalize.variants`), each read the way a person would:
+
+    - object-first pairs reordered: `name.given`, `address.city` (the reversed pair is a phrase the
+      glossary or a field knows, the written order is not) → "given name";
+    - run-apart compounds joined: `nick_name`, `userName` → "nickname", "username" (an extra variant);
+    - a vendor's prefix dropped: `seekAnzJobTitle`, `zohoCandidateEmail`: leading words no field and
+      no glossary entry knows, on a one-piece camelCase header of three words or more (extra variant)."""
+    return [list(v) for v in _read_variants(header, index.entity, index.fields_key)]
+
+
+_VARIANT_INDEX: dict[tuple[str, str], LexicalIndex] = {}
+
+
+@lru_cache(maxsize=65_536)
+def _read_variants(header: str, entity: str, key: str) -> tuple[tuple[str, ...], ...]:
+    index = _VARIANT_INDEX[(entity, key)]
     g = index.glossary
-    return variants(header, g.path_noise, index.seg_vocab, g.attributes)
+    out: list[tuple[str, ...]] = []
+    for ws in variants(header, g.path_noise, index.seg_vocab, g.attributes):
+        out.append(tuple(_reorder(ws, index)))
+    extra: list[tuple[str, ...]] = []
+    for ws in out:
+        joined = _join_compounds(ws, index)
+        if joined != ws:
+            extra.append(joined)
+    if out and _one_piece(header):
+        trimmed = _drop_vendor_prefix(out[0], index)
+        if trimmed != out[0]:
+            extra.append(trimmed)
+            joined = _join_compounds(trimmed, index)
+            if joined != trimmed:
+                extra.append(joined)
+    return tuple(dict.fromkeys([*out, *extra]))
+
+
+def _known_pair(pair: tuple[str, ...], index: LexicalIndex) -> bool:
+    g = index.glossary
+    return " ".join(pair) in index.plain_alias or pair in g.phrases
+
+
+def _reorder(ws: list[str], index: LexicalIndex) -> list[str]:
+    if len(ws) < 2:
+        return ws
+    fwd, rev = (ws[-2], ws[-1]), (ws[-1], ws[-2])
+    if not _known_pair(fwd, index) and _known_pair(rev, index):
+        return [*ws[:-2], *rev]
+    return ws
+
+
+def _join_compounds(ws: tuple[str, ...] | list[str], index: LexicalIndex) -> tuple[str, ...]:
+    # a left-to-right pass over a handful of words (not a data loop)
+    out: list[str] = []
+    i = 0
+    while i < len(ws):
+        if i + 1 < len(ws) and ws[i].isalpha() and ws[i + 1].isalpha():
+            both = ws[i] + ws[i + 1]
+            if both in index.field_words:
+                out.append(both)
+                i += 2
+                continue
+        out.append(ws[i])
+        i += 1
+    return tuple(out)
+
+
+_ONE_PIECE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+
+
+def _one_piece(header: str) -> bool:
+    """camelCase / PascalCase with no separator: the shape of API field names vendors prefix."""
+    h = str(header).strip()
+    return bool(_ONE_PIECE.match(h)) and h != h.lower() and h != h.upper()
+
+
+def _drop_vendor_prefix(ws: tuple[str, ...], index: LexicalIndex) -> tuple[str, ...]:
+    i = 0
+    while len(ws) - i > 2 and _unknown_word(ws[i], index):
+        i += 1
+    return ws[i:] if i else ws
+
+
+def _unknown_word(w: str, index: LexicalIndex) -> bool:
+    g = index.glossary
+    return (
+        len(w) >= 2
+        and w.isalpha()
+        and w not in index.seg_vocab
+        and w not in g.tokens
+        and w not in g.stopwords
+        and stem(w) not in index.weights
+        and stem(w) not in index.foreign
+    )
 
 
 def _prefixes(vocab: list[str]) -> dict[str, list[int]]:
@@ -252,7 +348,54 @@ def _generic(token: str, glossary: Glossary) -> float:
 
 def lexical_index(schema: EntitySchema, config_dir: Path) -> LexicalIndex:
     """The cached index for this schema version and glossary folder."""
-    return _build(schema.model_dump_json(), schema.fingerprint, str(Path(config_dir) / "glossary"))
+    index = _build(schema.model_dump_json(), schema.fingerprint, str(Path(config_dir) / "glossary"))
+    _VARIANT_INDEX[(index.entity, index.fields_key)] = index
+    return index
+
+
+def semantic_text(header: str, index: LexicalIndex) -> str:
+    """The header as the embedding model should read it: its first reading (path noise dropped, pairs
+    reordered), or without a vendor prefix when one was found; abbreviations and languages rewritten."""
+    vs = _variants_of(header, index)
+    if not vs:
+        return expanded_text(header, index.glossary, index.seg_vocab)
+    first = vs[0]
+    if _one_piece(header):
+        trimmed = _drop_vendor_prefix(tuple(first), index)
+        first = list(trimmed)
+    return expanded_text(" ".join(first), index.glossary, index.seg_vocab)
+
+
+PLURAL_KEY_FACTOR = 0.5  # applicationIds lists other records; the record has one key
+
+
+def plural_key_factors(headers: list[str], index: LexicalIndex, key: int | None) -> np.ndarray:
+    """headers × fields: PLURAL_KEY_FACTOR on the schema's key for a header whose last word is a plural
+    id (`applicationIds`, `skill_ids`): several ids are references, never the record's own id."""
+    out = np.ones((len(headers), len(index.fields)), dtype=np.float32)
+    if key is None:
+        return out
+    for hi, header in enumerate(headers):  # one look at the last word per header
+        ws = words(header)
+        if ws and ws[-1] in index.glossary.tokens and index.glossary.tokens[ws[-1]][-1:] == ("list",):
+            out[hi, key] = PLURAL_KEY_FACTOR
+    return out
+
+
+BOOLEAN_DATE_FACTOR = 0.4  # is_published is a yes/no, not the publication date
+
+
+def boolean_factors(headers: list[str], index: LexicalIndex, kinds: list[str]) -> np.ndarray:
+    """headers × fields: BOOLEAN_DATE_FACTOR on date and timestamp fields for a header shaped like a
+    yes/no column (is_…, has_…, …_flag); 1 elsewhere. `kinds` is each field's value kind."""
+    out = np.ones((len(headers), len(kinds)), dtype=np.float32)
+    g = index.glossary
+    dated = np.array([k in ("date", "datetime") for k in kinds])
+    for hi, header in enumerate(headers):  # one look at the first and last word per header
+        ws = words(header)
+        if ws and (ws[0] in g.boolean_prefixes or ws[-1] in g.boolean_suffixes) and len(ws) >= 2:
+            out[hi, dated] = BOOLEAN_DATE_FACTOR
+    return out
 
 
 def _token_sim(header_tokens: list[str], vocab: list[str], prefixes: dict[str, list[int]]) -> np.ndarray:
@@ -535,7 +678,7 @@ def value_factors(
             # dates fit date fields; free-text fields may hold them, typed ones (numbers, enums) not
             f = 1.1 if kind in ("date", "datetime") else (0.85 if kind == "string" else 0.55)
         elif kind in ("date", "datetime") and date < 0.2:
-            f = 0.6
+            f = 0.4 if boolean >= 0.95 else 0.6  # a column of yes/no is never a date
         else:
             booleans_elsewhere = boolean >= 0.95 and kind not in ("boolean", "string", "enum")
             words_for_number = kind in ("integer", "float") and numeric < 0.2
