@@ -181,7 +181,11 @@ def _serve(conn: Any, nice: int) -> None:
     the critical path anyway.
     """
     import os
+    import signal
 
+    # A parent started with SIGTERM ignored (some CI runners, nohup-like wrappers) passes that on through
+    # spawn; the worker must still stop when `close()` terminates it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if nice:
         os.nice(nice)
     import threading
@@ -298,7 +302,10 @@ class BackgroundQuality:
         """Stop the worker (tasks not collected yet are dropped)."""
         if self._proc.is_alive():
             self._proc.terminate()  # this object's own child, by its pid
-        self._proc.join()
+        self._proc.join(timeout=5)
+        if self._proc.is_alive():  # SIGTERM ignored before the worker could reset it: never hang here
+            self._proc.kill()
+            self._proc.join()
         self._conn.close()
         self._reader.join(timeout=5)
 

@@ -120,3 +120,23 @@ def test_a_failing_background_report_is_a_snapmap_error_and_the_worker_keeps_ser
         ok = bq.submit(frame, employee, "ingest", tmp_path / "ok", sample_rows=10).result(timeout=300)
     assert ok["sample_rows"] == 1
     assert ok["sampled"] is False
+
+
+def test_background_worker_stops_even_when_sigterm_is_ignored() -> None:
+    """Some CI runners start jobs with SIGTERM ignored; spawn passes that on. close() must not hang."""
+    import subprocess
+    import sys
+
+    code = (
+        "import signal, time\n"
+        "if __name__ == '__main__':\n"
+        "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "    from snapmap_pipeline.core.quality import BackgroundQuality\n"
+        "    bq = BackgroundQuality()\n"
+        "    time.sleep(3)\n"
+        "    bq.close()\n"
+        "    print('closed', bq._proc.exitcode is not None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "closed True" in done.stdout
