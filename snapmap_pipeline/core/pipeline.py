@@ -369,6 +369,34 @@ def write_blocked_report(
     (out_dir / "report.json").write_text(json.dumps(blocked, indent=2, default=str))
 
 
+def review_or_block(
+    mapping: Any,
+    schema: EntitySchema,
+    operation: str,
+    settings: Settings,
+    *,
+    out_dir: Path,
+    filename: str,
+    tenant: str | None,
+    **extra: Any,
+) -> None:
+    """`review_or_raise`, leaving a blocked report.json (the mapping and what to fix) when it raises."""
+    try:
+        review_or_raise(mapping, schema, operation, settings)
+    except MappingReviewError as exc:
+        write_blocked_report(
+            out_dir,
+            exc,
+            filename=filename,
+            schema=schema,
+            operation=operation,
+            tenant=tenant,
+            mapping=mapping,
+            **extra,
+        )
+        raise
+
+
 def report_issues(issues: list, outputs: dict[str, Any]) -> list:
     """The validator's issues plus a warning when the Eightfold CSV was skipped (the XML still went out)."""
     out = list(issues)
@@ -406,20 +434,16 @@ def process_bytes(
     schema.operation(operation)
     inputs = companion_step(data, filename, schema, companions, settings)
     mapping = map_step(df, profiles, schema, tenant=tenant, filename=filename, settings=settings)
-    try:
-        review_or_raise(mapping, schema, operation, settings)
-    except MappingReviewError as exc:
-        write_blocked_report(
-            out_dir,
-            exc,
-            filename=filename,
-            schema=schema,
-            operation=operation,
-            tenant=tenant,
-            mapping=mapping,
-            rows_in=df.height,
-        )
-        raise
+    review_or_block(
+        mapping,
+        schema,
+        operation,
+        settings,
+        out_dir=out_dir,
+        filename=filename,
+        tenant=tenant,
+        rows_in=df.height,
+    )
     validated = validate_step(
         df,
         mapping,

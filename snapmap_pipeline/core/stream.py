@@ -39,9 +39,8 @@ from snapmap_pipeline.core.pipeline import (
     process_bytes,
     read_step,
     report_issues,
-    review_or_raise,
+    review_or_block,
     tenant_settings,
-    write_blocked_report,
 )
 from snapmap_pipeline.core.read import detect_encoding
 from snapmap_pipeline.core.schema import EntitySchema, load_schema
@@ -49,7 +48,6 @@ from snapmap_pipeline.errors import (
     CellTooLargeError,
     DecodeError,
     InputError,
-    MappingReviewError,
     SnapMapError,
 )
 from snapmap_pipeline.logs import get_logger
@@ -61,7 +59,7 @@ PREFIX_BYTES = 4 * 1024 * 1024  # header, delimiter, profiles, entity and mappin
 SAMPLE_BYTES = 1024 * 1024  # encoding detection looks at this much
 COPY_BLOCK = 4 * 1024 * 1024  # transcoding and file appends move this much at a time
 MIN_BLOCK_BYTES = 64 * 1024
-XML_SLICE_ROWS = 25_000
+XML_SLICE_ROWS = 20_000
 XML_THREADS = 2  # slices rendered at once; the next block is parsed and validated meanwhile
 _BOMS = {
     "utf-32-le": codecs.BOM_UTF32_LE,
@@ -538,21 +536,17 @@ def process_path(
         guess, mapping = _infer_and_map_isolated(tmp, *args) if map_in_child else _infer_and_map(*args)
         schema = load_schema(guess.entity)
         schema.operation(operation)
-        try:
-            review_or_raise(mapping, schema, operation, settings)
-        except MappingReviewError as exc:
-            write_blocked_report(
-                out_dir,
-                exc,
-                filename=filename,
-                schema=schema,
-                operation=operation,
-                tenant=tenant,
-                mapping=mapping,
-                rows_in=None,
-                rows_read_for_mapping=df.height,
-            )
-            raise
+        review_or_block(
+            mapping,
+            schema,
+            operation,
+            settings,
+            out_dir=out_dir,
+            filename=filename,
+            tenant=tenant,
+            rows_in=None,
+            rows_read_for_mapping=df.height,
+        )
         avg_row = max(1, len(prefix) // max(1, df.height + 1))
         block_bytes = max(MIN_BLOCK_BYTES, chunk_rows * avg_row)
         del df, prefix
