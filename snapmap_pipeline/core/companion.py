@@ -632,7 +632,8 @@ def complete_records(
         )
     # Values first: a record they quarantine takes its companion rows with it (`main_quarantined`).
     failures = record_failures(valid, schema, operation, tenant=tenant, companions=False)
-    valid = valid.join(failures.select(ROW), on=ROW, how="anti")
+    if failures.height:  # an anti join copies the whole frame even when it removes nothing
+        valid = valid.join(failures.select(ROW), on=ROW, how="anti")
     if inputs:
         all_keys = transformed[schema.key] if schema.key in transformed.columns else None
         valid, report = attach_companions(valid, schema, operation, inputs, all_keys=all_keys, report=report)

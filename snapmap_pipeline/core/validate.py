@@ -467,7 +467,7 @@ def validate(
             schema={ROW: pl.Int64, "_rule": pl.String, "_column": pl.String, "_message": pl.String}
         )
     )
-    valid = work.filter(~pl.col("__bad")).select(ROW, *names)
+    valid = work.lazy().select(ROW, *names, "__bad").filter(~pl.col("__bad")).drop("__bad").collect()
 
     rule_counts: dict[str, int] = {}
     if checks:
