@@ -439,3 +439,100 @@ def test_fields_embed_their_concepts_general_names(employee):
     texts = field_texts(employee)
     assert ("LOCATION", "branch office") in texts  # config/glossary/concepts.yaml, location
     assert ("LEVEL", "job grade") in texts
+
+
+# -- round 4: general rules found on the studied splits ----------------------------------------------
+@pytest.mark.parametrize(
+    ("entity", "header", "target"),
+    [
+        ("employee", "External Employee ID", "EMPLOYEE_ID"),  # where the record's own id lives
+        ("candidate", "Candidate Unique ID", "CANDIDATE_ID"),
+        ("employee", "Staff Code", "EMPLOYEE_ID"),  # the record's own code is its key ...
+        ("position", "Job Code", "JOB_CODE"),  # ... unless a field is named so
+        ("employee", "Kündigungsdatum", "TERMINATION_DATE"),  # broader languages
+        ("employee", "Niederlassung", "LOCATION"),
+        ("employee", "Fecha de egreso", "TERMINATION_DATE"),
+        ("employee", "Datum indiensttreding", "HIRING_DATE"),
+        ("course", "Durée", "DURATION_HOURS"),
+    ],
+)
+def test_round4_general_rules_map(entity, header, target, settings):
+    assert map_columns([header], None, load_schema(entity), settings=settings).items[0].target == target
+
+
+@pytest.mark.parametrize(
+    ("entity", "header", "wrong"),
+    [
+        ("employee", "is_manager", "MANAGER_FULLNAME"),  # a yes/no is no name, email or id
+        ("employee", "isPeopleManager", "MANAGER_ID"),
+        ("candidate", "email_is_verified", "EMAIL"),
+        ("position", "date_last_published", "IS_POSTED"),  # a moment is no yes/no
+        ("position", "Recruiter Requisition ID", "RECRUITER_NAME"),  # an id is no person's name
+    ],
+)
+def test_value_shapes_of_the_header_keep_it_off_fields_of_another_kind(entity, header, wrong, settings):
+    assert map_columns([header], None, load_schema(entity), settings=settings).items[0].target != wrong
+
+
+def test_known_non_field_concepts_stay_null_but_not_where_a_field_takes_them(settings):
+    """The "no field" sink (concepts.yaml `unmapped`): yearly pay in an employee file has no field; in an
+    offer file it does, so there the sink phrase is dropped and the salary field wins."""
+    employee = load_schema("employee")
+    for header in ("Yearly Base Pay", "Citizenship Country", "Blood Group Type"):
+        assert map_columns([header], None, employee, settings=settings).items[0].target is None, header
+    offer = load_schema("offer")
+    got = map_columns(["Yearly Base Salary"], None, offer, settings=settings).items[0].target
+    assert got == "BASE_PAY_SALARY_AMOUNT"
+
+
+def test_concept_phrases_match_lexically_but_weaker_than_aliases(employee, settings):
+    from snapmap_pipeline.core.mapping.signals import CONCEPT_SCORE, SCORE, lexical_index, lexical_scores
+
+    index = lexical_index(employee, settings.config_dir)
+    concept = next(x for x in index.texts if x.kind == "concept" and x.field == "LOCATION")
+    lex, _ = lexical_scores([concept.plain], index)
+    assert int(lex[0].argmax()) == index.fields.index("LOCATION")
+    assert lex[0].max() == pytest.approx(CONCEPT_SCORE) and SCORE["alias"] > CONCEPT_SCORE
+
+
+def test_long_suffixes_leave_words_not_abbreviations():
+    from snapmap_pipeline.core.mapping.normalize import stem
+
+    assert stem("comments") != "com"  # else it reads as a prefix of "company", "commencement"
+    assert stem("hired") == stem("hire") and stem("terminated") == stem("termination")
+
+
+def test_encoder_batches_by_length_without_changing_vectors():
+    import numpy as np
+
+    from snapmap_pipeline.core.mapping import semantic
+
+    model = semantic.get_model()
+    if model is None:
+        pytest.skip("the packaged model is not installed")
+    texts = ["id", "a much longer field description that pads every batch it sits in", "hire date"]
+    together = model.encode(texts, batch_size=2)
+    alone = np.concatenate([model.encode([t]) for t in texts])
+    assert np.abs(together - alone).max() < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("entity", "header", "target"),
+    [
+        ("employee", "Legal_Name_-_First_Name", "FIRST_NAME"),  # a spaced dash separates a path
+        ("candidate", "Person: Last Name", "LAST_NAME"),  # so does a colon before a space
+        ("employee", "Supervisor: Employee ID", "MANAGER_ID"),  # the trailing part is the supervisor's
+        ("employee", "Emergency Contact: Phone", None),
+        ("position", "# of Openings", "NUMBER_OF_OPENINGS"),  # "# of" counts, it is no id
+        ("employee", "reporting_manager_code", "MANAGER_ID"),  # a person's code is their id
+    ],
+)
+def test_path_separators_and_what_a_path_prefix_owns(entity, header, target, settings):
+    assert map_columns([header], None, load_schema(entity), settings=settings).items[0].target == target
+
+
+def test_spaced_dash_and_colon_split_paths_but_not_words():
+    assert normalize("Full-Time") == "full time"
+    assert variants("Email - Work")[0] == ["email", "work"]
+    assert ["first", "name"] in variants("Person: First Name")
+    assert ["start"] not in variants("Time:Start")  # no space after the colon: one segment

@@ -56,8 +56,17 @@ class NumpyMiniLM:
     def encode(self, texts: list[str], batch_size: int = 64, **_: Any) -> np.ndarray:
         """Unit vectors, one row per text (float32). Extra keywords (sentence-transformers' own) are
         accepted and ignored: the output is always normalised numpy."""
-        out = [self._batch(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
+        # batches of similar length: a batch pads to its longest text, so one long field description
+        # among short aliases would make every alias cost as much as it
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        ranked = [texts[i] for i in order]
+        out = [self._batch(ranked[i : i + batch_size]) for i in range(0, len(ranked), batch_size)]
+        if not out:
+            return np.zeros((0, 384), np.float32)
+        vecs = np.concatenate(out)
+        result = np.empty_like(vecs)
+        result[np.array(order, dtype=np.int64)] = vecs
+        return result
 
     def _batch(self, texts: list[str]) -> np.ndarray:
         from scipy.special import erf

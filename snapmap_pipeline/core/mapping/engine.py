@@ -15,12 +15,13 @@ import numpy as np
 from snapmap_pipeline.core.mapping.assign import NON_EXACT_CAP, assign, combine
 from snapmap_pipeline.core.mapping.memory import MappingMemory, fingerprint
 from snapmap_pipeline.core.mapping.overrides import load_overrides
-from snapmap_pipeline.core.mapping.semantic import calibrate, semantic_scores
+from snapmap_pipeline.core.mapping.semantic import calibrate, semantic_and_sink
 from snapmap_pipeline.core.mapping.signals import (
     METHODS,
     boolean_factors,
     coverage_factors,
     head_factors,
+    id_name_factors,
     lexical_index,
     lexical_scores,
     plural_key_factors,
@@ -207,19 +208,25 @@ def map_columns(
     index = lexical_index(schema, settings.config_dir)
     lex, lex_method = lexical_scores(headers, index)
     sem = None
+    sink = np.ones(len(headers), dtype=np.float32)
     need = [k for k in range(len(headers)) if lex[k].max(initial=0.0) < SEMANTIC_SKIP]
     if need:
         texts = [semantic_text(headers[k], index) for k in need]
-        cos = semantic_scores(texts, schema, settings.lancedb_path)
-        if cos is not None:
+        both = semantic_and_sink(texts, schema, settings.lancedb_path)
+        if both is not None:
+            cos, null = both
             sem = np.zeros_like(lex)
             sem[need] = calibrate(cos)
+            sink[need] = sink_factors(cos, null)
     base, sem_won = combine(lex, sem)
+    # a header nearer a known non-field concept (salary, civil status) than to every field
+    base = np.where(lex >= 0.9, base, base * sink[:, None])
     shape = head_factors(headers, index) * coverage_factors(headers, index)
     base = np.where(lex >= 0.9, base, base * shape)
     # a yes/no header is never a date, however well its words match one (is_published)
     base = base * boolean_factors(headers, index, [_value_kind(f) for f in schema.fields])
     base = base * plural_key_factors(headers, index, fidx.get(schema.key or ""))
+    base = base * id_name_factors(headers, index)
 
     webmail_words = WEBMAIL_WORDS
     factors = np.ones_like(base)
@@ -265,6 +272,17 @@ def map_columns(
     done = [i for i in items if i is not None]
     log.debug("columns mapped", extra={"fields": {"entity": schema.entity, "columns": len(done)}})
     return Mapping(schema.entity, tenant, done, fp)
+
+
+SINK_SLOPE = 3.0
+SINK_FLOOR = 0.3
+
+
+def sink_factors(cos: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """Per header, a factor < 1 when the header is nearer the "no field" sink (HR data no field takes:
+    pay, tax, private life) than to any field of the schema, the lower the nearer."""
+    margin = null - cos.max(axis=1, initial=-1.0)
+    return np.clip(1.0 - SINK_SLOPE * np.maximum(margin, 0.0), SINK_FLOOR, 1.0).astype(np.float32)
 
 
 def _method(

@@ -21,7 +21,9 @@ SELF = "self"  # stands for "this entity's own record" (employee in an employee 
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _DIGIT = re.compile(r"(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
-_PATH = re.compile(r"\s*(?:/|\\|>|::|(?<=\w)\.(?=\w))\s*")
+# path separators: / \ > :: a dot inside a word, a spaced dash (Workday's "Legal_Name_-_First_Name") and a
+# colon before a space (iCIMS' "Person: First Name")
+_PATH = re.compile(r"\s*(?:/|\\|>|::|(?<=\w)\.(?=\w)|(?<=[\w)])[\s_]+-[\s_]+(?=\w)|(?<=[\w)]):\s+(?=\w))\s*")
 _NON_WORD = re.compile(r"[^0-9a-z#]+")
 _SUFFIXES = ("ations", "ation", "ated", "ates", "ings", "ing", "ments", "ment", "ies", "ed", "es", "s")
 
@@ -161,7 +163,9 @@ def stem(word: str) -> str:
         word = word[:-2]
     elif not word.endswith("ss"):
         for suf in _SUFFIXES:
-            if word.endswith(suf) and len(word) - len(suf) >= 3:
+            # a long suffix leaves a word of four letters or more: comments is no "com", location no
+            # "loc" (three letters would read as an abbreviation of anything starting so)
+            if word.endswith(suf) and len(word) - len(suf) >= (4 if len(suf) >= 4 else 3):
                 word = word[: -len(suf)]
                 break
     if len(word) > 3 and word.endswith("e"):
@@ -196,6 +200,8 @@ class Glossary:
     phone_words: frozenset[str] = frozenset()  # mobile, cell, work: "number" after them is a phone
     # plain field-name phrase → what vendors call that concept (embedded only; see concepts.yaml)
     concepts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # HR data no field takes (salary, tax, civil status): the semantic "no field" sink
+    unmapped: tuple[str, ...] = ()
 
     def entity_words(self, entity: str) -> tuple[tuple[str, ...], ...]:
         return self.entities.get(entity, ())
@@ -226,6 +232,7 @@ def load_glossary(directory: Path) -> Glossary:
     bool_pre: set[str] = set()
     bool_suf: set[str] = set()
     concepts: dict[str, tuple[str, ...]] = {}
+    unmapped: list[str] = []
     phone_words: set[str] = set()
     for path in sorted(Path(directory).glob("*.yaml")):
         try:
@@ -257,6 +264,7 @@ def load_glossary(directory: Path) -> Glossary:
         for concept, phrases_of in (raw.get("concepts") or {}).items():
             key = " ".join(_key(concept))
             concepts[key] = (*concepts.get(key, ()), *(" ".join(_key(x)) for x in phrases_of or []))
+        unmapped.extend(" ".join(_key(x)) for x in raw.get("unmapped") or [] if _key(x))
         for role, attr_words in (raw.get("path_attributes") or {}).items():
             for w in attr_words or []:
                 if _key(w):
@@ -292,6 +300,7 @@ def load_glossary(directory: Path) -> Glossary:
         boolean_suffixes=frozenset(bool_suf),
         concepts=concepts,
         phone_words=frozenset(phone_words),
+        unmapped=tuple(dict.fromkeys(unmapped)),
     )
 
 
@@ -385,7 +394,20 @@ def canonical(
     for w in out:
         if not (w == SELF and dedup and dedup[-1] == SELF):
             dedup.append(w)
+    # "External Employee ID", "Employee Unique ID": where the record's own id lives, still its key
+    if (
+        len(dedup) >= 3
+        and dedup[-1] == "id"
+        and SELF in dedup
+        and all(w == SELF or w in _stems(glossary.key_qualifiers) for w in dedup[:-1])
+    ):
+        return [SELF, "id"]
     return dedup
+
+
+@lru_cache(maxsize=32)
+def _stems(ws: frozenset[str]) -> frozenset[str]:
+    return frozenset(stem(w) for w in ws) | ws
 
 
 def self_table(glossary: Glossary, entity: str, extra: list[str]) -> dict[tuple[str, ...], tuple[str, ...]]:

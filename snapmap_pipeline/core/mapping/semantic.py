@@ -120,11 +120,27 @@ def embed(texts: list[str]) -> np.ndarray | None:
     return np.stack([_HEADER_CACHE[t] for t in texts]) if texts else np.zeros((0, DIM), np.float32)
 
 
+NULL_FIELD = "_NO_FIELD_"  # rows of the "no field" sink (config/glossary/concepts.yaml `unmapped`)
+NULL_COVERED = 0.8  # a sink phrase this close to a field text of the schema is that field's, not null
+
+
 @dataclass
 class FieldVectors:
     fields: list[str]
-    text_field: np.ndarray  # row → field index
+    text_field: np.ndarray  # row → field index (len(fields) for a row of the "no field" sink)
     matrix: np.ndarray  # rows × DIM, unit vectors
+    null_rows: np.ndarray | None = None  # the sink's rows the schema does not cover
+
+    def sink(self) -> np.ndarray:
+        """Rows of the sink that no field of this schema covers (computed once)."""
+        if self.null_rows is None:
+            is_null = self.text_field == len(self.fields)
+            rows = np.flatnonzero(is_null)
+            if rows.size and (~is_null).any():
+                near = (self.matrix[rows] @ self.matrix[~is_null].T).max(axis=1)
+                rows = rows[near < NULL_COVERED]
+            self.null_rows = rows
+        return self.null_rows
 
 
 def field_texts(schema: EntitySchema) -> list[tuple[str, str]]:
@@ -144,6 +160,11 @@ def field_texts(schema: EntitySchema) -> list[tuple[str, str]]:
     return out
 
 
+def index_texts(schema: EntitySchema) -> list[tuple[str, str]]:
+    """What the field index embeds: the field texts, then the "no field" sink's phrases."""
+    return field_texts(schema) + [(NULL_FIELD, p) for p in _unmapped()]
+
+
 def _concepts() -> dict[str, tuple[str, ...]]:
     try:
         return load_glossary(glossary_dir(Path(get_settings().config_dir))).concepts
@@ -154,8 +175,27 @@ def _concepts() -> dict[str, tuple[str, ...]]:
         return {}
 
 
+def _unmapped() -> tuple[str, ...]:
+    try:
+        return load_glossary(glossary_dir(Path(get_settings().config_dir))).unmapped
+    except ConfigError:
+        return ()  # _concepts() already warned about the same file
+
+
+_NAMES: dict[tuple[str, str, str], str] = {}
+
+
 def _table_name(schema: EntitySchema) -> str:
-    texts = hashlib.sha1(repr(field_texts(schema)).encode()).hexdigest()[:8]
+    # the texts depend on the schema version and the glossary folder: hashed once per pair
+    key = (schema.entity, schema.fingerprint, str(get_settings().config_dir))
+    name = _NAMES.get(key)
+    if name is None:
+        name = _NAMES[key] = _new_table_name(schema)
+    return name
+
+
+def _new_table_name(schema: EntitySchema) -> str:
+    texts = hashlib.sha1(repr(index_texts(schema)).encode()).hexdigest()[:8]
     return f"fields_{schema.entity}_{schema.fingerprint}_{model_id()}_{texts}"
 
 
@@ -169,6 +209,7 @@ def field_vectors(schema: EntitySchema, lancedb_uri: str) -> FieldVectors | None
         return None
     fields = [f.name for f in schema.fields]
     fidx = {n: i for i, n in enumerate(fields)}
+    fidx[NULL_FIELD] = len(fields)
     matrix, text_field = _read_sidecar(lancedb_uri, name, fidx)
     if matrix is None:
         matrix, text_field = _read_table(lancedb_uri, name, fidx)
@@ -176,7 +217,7 @@ def field_vectors(schema: EntitySchema, lancedb_uri: str) -> FieldVectors | None
             _write_sidecar(lancedb_uri, name, [fields[i] for i in text_field], matrix)
     if matrix is None:
         start = time.perf_counter()
-        pairs = field_texts(schema)
+        pairs = index_texts(schema)
         vecs = embed([t for _, t in pairs])
         if vecs is None:
             return None
@@ -186,6 +227,7 @@ def field_vectors(schema: EntitySchema, lancedb_uri: str) -> FieldVectors | None
         _write_sidecar(lancedb_uri, name, [f for f, _ in pairs], vecs)
         LAST_BUILD_SECONDS[schema.entity] = time.perf_counter() - start
     fv = FieldVectors(fields, text_field, matrix)
+    fv.sink()
     _FIELD_CACHE[f"{lancedb_uri}|{name}"] = fv
     return fv
 
@@ -283,6 +325,15 @@ def _write_table(uri: str, name: str, pairs: list[tuple[str, str]], vecs: np.nda
 
 def semantic_scores(headers: list[str], schema: EntitySchema, lancedb_uri: str) -> np.ndarray | None:
     """Cosine of each header to each field (max over the field's texts): headers × fields."""
+    both = semantic_and_sink(headers, schema, lancedb_uri)
+    return None if both is None else both[0]
+
+
+def semantic_and_sink(
+    headers: list[str], schema: EntitySchema, lancedb_uri: str
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(headers × fields cosines, per header the cosine to the nearest "no field" sink phrase the
+    schema does not cover; -1 without one)."""
     fv = field_vectors(schema, lancedb_uri)
     if fv is None or not headers:
         return None
@@ -290,11 +341,15 @@ def semantic_scores(headers: list[str], schema: EntitySchema, lancedb_uri: str) 
     if hv is None:
         return None
     cos = hv @ fv.matrix.T  # headers × texts
-    out = np.full((len(headers), len(fv.fields)), -1.0, dtype=np.float32)
+    n_f = len(fv.fields)
+    out = np.full((len(headers), n_f), -1.0, dtype=np.float32)
     for j in range(cos.shape[1]):  # texts of one schema (~100): reduce to fields
         fi = fv.text_field[j]
-        np.maximum(out[:, fi], cos[:, j], out=out[:, fi])
-    return out
+        if fi < n_f:
+            np.maximum(out[:, fi], cos[:, j], out=out[:, fi])
+    sink = fv.sink()
+    null = cos[:, sink].max(axis=1) if sink.size else np.full(len(headers), -1.0, dtype=np.float32)
+    return out, null.astype(np.float32)
 
 
 def calibrate(cos: np.ndarray) -> np.ndarray:

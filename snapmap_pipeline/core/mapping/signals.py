@@ -49,6 +49,10 @@ UNEXPLAINED_FACTOR = 0.7
 FOREIGN_FACTOR = 0.5
 HEAD_FACTOR = 0.6  # the header's last word is what it is about: "Home Address" is no email field
 EXPLAINED_SIM = 0.8
+# A concept phrase (concepts.yaml: "work site" for LOCATION) is looser than an alias: equal to the
+# header it stays under the 0.9 a header needs to skip the model, and its fuzzy matches count less.
+CONCEPT_SCORE = 0.85
+CONCEPT_FACTOR = 0.85
 NEUTRAL_WEIGHT = 0.15  # "current", "remote", "html": a modifier that does not change the subject
 
 
@@ -88,6 +92,9 @@ class LexicalIndex:
     person_name: tuple[bool, ...] = ()  # per field: holds a person's name (FULL_NAME, MANAGER_FULLNAME)
     field_words: frozenset[str] = frozenset()  # plain words of the field names and aliases (nickname)
     fields_key: str = ""  # identifies this index (schema fingerprint + glossary)
+    concept_eq: dict[tuple[str, ...], set[int]] = field(default_factory=dict)  # canon → fields, concepts
+    text_factor: np.ndarray = field(default_factory=lambda: np.ones(0, np.float32))  # per text
+    t_tok: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.int64))  # texts × words (pad V)
     _canon_cache: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
 
     def canon(self, ws: list[str]) -> tuple[str, ...]:
@@ -110,6 +117,12 @@ def _texts(spec: FieldSpec, glossary: Glossary | None = None) -> list[tuple[str,
     if spec.refers_to and glossary is not None:
         # the other entity's words for its records ("team", "org unit") name what this field holds
         out += [("alias", list(hint)) for hint in glossary.entity_words(spec.refers_to)]
+    if glossary is not None and glossary.concepts:
+        # what vendors call the field's concept (concepts.yaml): a weaker lexical text than an alias
+        keys = dict.fromkeys([" ".join(field_words(spec.name)), *(" ".join(words(a)) for a in spec.aliases)])
+        plain = {" ".join(ws) for _, ws in out}
+        extra = dict.fromkeys(p for k in keys for p in glossary.concepts.get(k, ()) if p not in plain)
+        out += [("concept", p.split()) for p in extra]
     return out
 
 
@@ -150,8 +163,12 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
     plain_exact: dict[str, int] = {}
     plain_alias: dict[str, set[int]] = {}
     canon_eq: dict[tuple[str, ...], set[int]] = {}
+    concept_eq: dict[tuple[str, ...], set[int]] = {}
     for x in texts:
         fi = fidx[x.field]
+        if x.kind == "concept":
+            concept_eq.setdefault(tuple(sorted(set(x.canon))), set()).add(fi)
+            continue
         if x.kind == "name":
             plain_exact.setdefault(x.plain, fi)
         plain_alias.setdefault(x.plain, set()).add(fi)
@@ -196,12 +213,25 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
             glossary,
             [t for f in schema.fields for t in (f.name.replace("_", " "), f.description, *f.aliases)],
         ),
-        record_kinds=_record_kinds(schema),
+        record_kinds=_record_kinds(schema, texts, glossary),
         text_heads=_text_heads(texts, fidx),
         person_name=tuple(_person_name(x.canon, glossary) for x in texts if x.kind == "name"),
         field_words=frozenset(w for x in texts for w in x.plain.split()),
         fields_key=f"{fingerprint}|{glossary_path}",
+        concept_eq=concept_eq,
+        t_tok=_text_tokens(texts, vidx),
+        text_factor=np.array([CONCEPT_FACTOR if x.kind == "concept" else 1.0 for x in texts], np.float32),
     )
+
+
+def _text_tokens(texts: list[FieldText], vidx: dict[str, int]) -> np.ndarray:
+    """texts × longest text: each text's vocab indices, padded with len(vocab) (a zero column)."""
+    width = max((len(set(x.canon)) for x in texts), default=1) or 1
+    out = np.full((len(texts), width), len(vidx), dtype=np.int64)
+    for i, x in enumerate(texts):
+        toks = sorted({vidx[t] for t in x.canon})
+        out[i, : len(toks)] = toks
+    return out
 
 
 def _person_name(canon: tuple[str, ...], glossary: Glossary) -> bool:
@@ -230,11 +260,18 @@ def _text_heads(texts: list[FieldText], fidx: dict[str, int]) -> dict[str, froze
     return {k: frozenset(v) for k, v in out.items()}
 
 
-def _record_kinds(schema: EntitySchema) -> dict[str, list[int]]:
+def _record_kinds(schema: EntitySchema, texts: list[FieldText], glossary: Glossary) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for i, spec in enumerate(schema.fields):
         if spec.record_kind:
             out.setdefault(spec.record_kind, []).append(i)
+    # a field named only by a kind word (STATUS, or the entity's own "Demand Status") is the record's
+    fidx = {f.name: i for i, f in enumerate(schema.fields)}
+    for x in texts:
+        content = [t for t in x.canon if t != SELF]
+        kind = glossary.head_kinds.get(content[0]) if len(content) == 1 else None
+        if x.kind == "name" and kind == "status" and kind not in out:
+            out[kind] = [fidx[x.field]]
     return out
 
 
@@ -382,20 +419,91 @@ def plural_key_factors(headers: list[str], index: LexicalIndex, key: int | None)
     return out
 
 
+ID_FOR_NAME_FACTOR = 0.6  # "Recruiter ID", "Recruitment Requisition ID": an identifier, not a person's name
+
+
+def id_name_factors(headers: list[str], index: LexicalIndex) -> np.ndarray:
+    """headers × fields: ID_FOR_NAME_FACTOR on fields holding a person's name (RECRUITER_NAME,
+    MANAGER_FULLNAME) for a header whose last word is an identifier; 1 elsewhere."""
+    out = np.ones((len(headers), len(index.fields)), dtype=np.float32)
+    named = np.array(index.person_name, dtype=bool)
+    if not named.any():
+        return out
+    for hi, header in enumerate(headers):  # one look at the last word of each header
+        vs = _variants_of(header, index)
+        if vs and index.canon(vs[0])[-1:] == ("id",):
+            out[hi, named] = ID_FOR_NAME_FACTOR
+    return out
+
+
 BOOLEAN_DATE_FACTOR = 0.4  # is_published is a yes/no, not the publication date
+# ... nor a name, an email, a number or a link: is_manager is no manager's name, email_is_personal no
+# personal email. Fields that hold a state (status, type, option) or a yes/no keep their score.
+BOOLEAN_OTHER_FACTOR = 0.45
+_YES_NO_KINDS = frozenset({"boolean", "enum"})
+_STATE_KINDS = frozenset({"status", "type"})
+_NOT_YES_NO_KINDS = frozenset({"email", "integer", "float"})
+
+
+def yes_no_header(header: str, index: LexicalIndex) -> bool:
+    """A header shaped like a yes/no column: is_published, hasDegree, rehire_flag, email_is_personal
+    (a statement about the record), ismanager (run together)."""
+    vs = _variants_of(header, index)
+    ws = list(vs[0]) if vs else words(header)
+    g = index.glossary
+    if len(ws) < 2:
+        return False
+    if ws[0] in g.boolean_prefixes or ws[-1] in g.boolean_suffixes:
+        return True
+    return any(w in ("is", "has") for w in ws[1:-1])
 
 
 def boolean_factors(headers: list[str], index: LexicalIndex, kinds: list[str]) -> np.ndarray:
-    """headers × fields: BOOLEAN_DATE_FACTOR on date and timestamp fields for a header shaped like a
-    yes/no column (is_…, has_…, …_flag); 1 elsewhere. `kinds` is each field's value kind."""
+    """headers × fields: for a header shaped like a yes/no column, BOOLEAN_DATE_FACTOR on date and
+    timestamp fields and BOOLEAN_OTHER_FACTOR on fields holding names, emails, numbers or links; 1
+    elsewhere. `kinds` is each field's value kind."""
     out = np.ones((len(headers), len(kinds)), dtype=np.float32)
-    g = index.glossary
     dated = np.array([k in ("date", "datetime") for k in kinds])
-    for hi, header in enumerate(headers):  # one look at the first and last word per header
-        ws = words(header)
-        if ws and (ws[0] in g.boolean_prefixes or ws[-1] in g.boolean_suffixes) and len(ws) >= 2:
+    other = _not_yes_no(index, tuple(kinds))
+    yes_no = np.array([k == "boolean" for k in kinds])
+    for hi, header in enumerate(headers):  # one look at the words of each header
+        if yes_no_header(header, index):
             out[hi, dated] = BOOLEAN_DATE_FACTOR
+            out[hi, other] = BOOLEAN_OTHER_FACTOR
+        elif _dated_header(header, index):
+            out[hi, yes_no] = BOOLEAN_DATE_FACTOR  # and dateLastPublished is no is_posted flag
     return out
+
+
+def _dated_header(header: str, index: LexicalIndex) -> bool:
+    """A header naming a moment: its first or last word is a date word (date_published, hiredOn)."""
+    vs = _variants_of(header, index)
+    canon = index.canon(vs[0]) if vs else ()
+    kinds = index.glossary.head_kinds
+    return bool(canon) and (kinds.get(canon[-1]) == "date" or kinds.get(canon[0]) == "date")
+
+
+_NOT_YES_NO: dict[tuple[str, str, tuple[str, ...]], np.ndarray] = {}
+
+
+def _not_yes_no(index: LexicalIndex, kinds: tuple[str, ...]) -> np.ndarray:
+    """Per field, whether it holds something a yes/no never is: an email, a number, a name, a link, an
+    id (MANAGER_ID); fields holding a state (STATUS, EMPLOYEE_TYPE) or a yes/no are not. Once per index."""
+    key = (index.entity, index.fields_key, kinds)
+    hit = _NOT_YES_NO.get(key)
+    if hit is None:
+        keyed = {x.field for x in index.texts if x.kind == "name" and x.canon[-1:] == ("id",)}
+        hit = np.array(
+            [
+                k not in ("date", "datetime")
+                and k not in _YES_NO_KINDS
+                and not (index.field_kinds[i] & _STATE_KINDS)
+                and (k in _NOT_YES_NO_KINDS or bool(index.field_kinds[i]) or index.fields[i] in keyed)
+                for i, k in enumerate(kinds)
+            ]
+        )
+        _NOT_YES_NO[key] = hit
+    return hit
 
 
 def _token_sim(header_tokens: list[str], vocab: list[str], prefixes: dict[str, list[int]]) -> np.ndarray:
@@ -431,8 +539,13 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
     for hi, header in enumerate(headers):
         vs = _variants_of(header, index)
         cands: list[tuple[tuple[str, ...], float]] = []
+        full = set(index.canon(vs[0])) if vs else set()
         for vi, ws in enumerate(vs):
             factor = 1.0 if vi == 0 else TRAILING_FACTOR
+            if vi and any(t in index.others for t in full - set(index.canon(ws))):
+                # the path's trailing part belongs to the person or thing it starts with:
+                # "Supervisor: Employee ID" is no employee id, "emergencyContact.phone" no phone
+                factor *= FOREIGN_FACTOR
             plain = " ".join(ws)
             fi = index.plain_exact.get(plain)
             if fi is not None:
@@ -440,8 +553,15 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
             for fi in index.plain_alias.get(plain, ()):
                 _bump(scores, methods, hi, fi, SCORE[ALIAS] * factor, 2)
             canon = index.canon(ws)
-            for fi in index.canon_eq.get(tuple(sorted(set(canon))), ()):
+            hits = index.canon_eq.get(tuple(sorted(set(canon))), ())
+            if not hits and len(canon) >= 2 and canon[-1:] in KEY_CODES:
+                # "Employee Code", "Manager Ref": a person's or the record's code is their id when no
+                # field is named so (a position's "Job Code" is a field of its own)
+                hits = index.canon_eq.get(tuple(sorted({*canon[:-1], "id"})), ())
+            for fi in hits:
                 _bump(scores, methods, hi, fi, SCORE[GLOSSARY] * factor, 3)
+            for fi in index.concept_eq.get(tuple(sorted(set(canon))), ()):
+                _bump(scores, methods, hi, fi, CONCEPT_SCORE * factor, 3)
             for fi, value in _bare_kind(canon, index):
                 _bump(scores, methods, hi, fi, value * factor, 3)
             cands.append((tuple(dict.fromkeys(canon)), factor))
@@ -453,9 +573,8 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
     utoks = list(uniq)
     sim = _token_sim(utoks, index.vocab, index.prefixes)  # U × V
     # per unique token, its best similarity inside each text: U × texts
-    best_in_text = np.stack(
-        [(sim * index.t_bin[t][None, :]).max(axis=1) for t in range(len(index.texts))], axis=1
-    )
+    padded = np.concatenate([sim, np.zeros((sim.shape[0], 1), dtype=sim.dtype)], axis=1)
+    best_in_text = padded[:, index.t_tok].max(axis=2)
     text_w = index.t_w.sum(axis=1)
     for hi, cands in enumerate(all_canon):
         for canon, factor in cands:
@@ -466,7 +585,7 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
             recall = (index.t_w * sim[rows].max(axis=0)[None, :]).sum(axis=1) / np.maximum(text_w, 1e-6)
             precision = (hw[:, None] * best_in_text[rows]).sum(axis=0) / hw.sum()
             f1 = np.where(recall + precision > 0, 2 * recall * precision / (recall + precision + 1e-9), 0.0)
-            per_text = FUZZY_CAP * np.power(f1, 1.3) * factor
+            per_text = FUZZY_CAP * np.power(f1, 1.3) * factor * index.text_factor
             per_field = np.zeros(n_f, dtype=np.float32)
             np.maximum.at(per_field, index.text_field, per_text.astype(np.float32))
             better = per_field > scores[hi]
@@ -475,7 +594,10 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
     return scores, methods
 
 
+KEY_CODES = frozenset({(stem("code"),), ("ref",), ("key",)})
 BARE_QUALIFIED = 0.9  # "hostedUrl" in a position file: an unknown qualifier on the record's own url
+# kinds an unknown word may qualify and still mean the record's own field, and the score then
+QUALIFIABLE_KINDS = {"url": BARE_QUALIFIED, "status": 0.7}
 
 
 def _bare_kind(canon: tuple[str, ...], index: LexicalIndex) -> list[tuple[int, float]]:
@@ -496,16 +618,17 @@ def _bare_kind(canon: tuple[str, ...], index: LexicalIndex) -> list[tuple[int, f
     others = [t for t in content[:-1] if t not in g.neutral]
     if not others:
         return [(fi, SCORE[GLOSSARY]) for fi in fields]
-    if kind != "url":
+    if kind not in QUALIFIABLE_KINDS:
         return []
-    # where a url lives ("external", "source") or an unknown word ("hosted") qualifies the record's url
+    # where a url lives ("external", "source") or an unknown word ("hosted") qualifies the record's url;
+    # so for its status ("Object Status", "Lifecycle Status"), more loosely
     for t in (t for t in others if t not in g.key_qualifiers):
         if t in index.weights or t in index.foreign or t in g.generic or len(t) < 3:
             return []
         sim = _token_sim([t], index.vocab, index.prefixes)
         if sim.size and float(sim.max()) >= EXPLAINED_SIM:
             return []
-    return [(fi, BARE_QUALIFIED) for fi in fields]
+    return [(fi, QUALIFIABLE_KINDS[kind]) for fi in fields]
 
 
 def _header_weight(token: str, index: LexicalIndex) -> float:
