@@ -1,8 +1,10 @@
 """Companion sheets and XML-only values: what Eightfold's XSD needs in a record beyond the MAIN columns.
 
 Companion sheets (ROLE-ASSOCIATED-TAGS, SUCCESSION-PLAN-INCUMBENT-LIST, ...) are read, mapped by their spec
-column names, validated, aggregated per MAIN key into list-of-struct columns and attached to the valid
-MAIN frame; XML-only values (demand IS_OPEN, planned_event GROUP_ID) are filled from tenant parameters.
+column names (or, items: column, taken column by column, as ROLE-DISPLAY-TAGS names its columns after the
+tenant's tags), validated, aggregated per MAIN key into list-of-struct columns (one item per row, per record
+or per column) and attached to the valid MAIN frame; XML-only values (demand IS_OPEN, planned_event
+GROUP_ID) are filled from tenant parameters.
 Everything comes from the schema's `companions` / `xml_values`; no entity names here. No Dagster imports.
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from snapmap_pipeline.core.schema import CompanionSpec, EntitySchema
+from snapmap_pipeline.core.schema import CompanionField, CompanionSpec, EntitySchema
 from snapmap_pipeline.errors import InputError
 from snapmap_pipeline.logs import get_logger
 from snapmap_pipeline.settings import Settings, get_settings
@@ -81,6 +83,7 @@ class CompanionInput:
     source: pl.DataFrame  # _row + the sheet's own columns, as read
     mapped: pl.DataFrame  # _row, the key column, the companion's columns (strings, blanks null)
     unmapped: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # mapped's data columns (items: column: the sheet's)
 
 
 def _match_columns(spec: CompanionSpec, main_key: str, headers: list[str]) -> dict[str, str]:
@@ -148,8 +151,17 @@ def read_companion(
             file=filename,
             sheet=spec.csv_file,
         )
+    if spec.items == "column":
+        # Every other column is an item named by its header (the tenant's display tags); a blank header
+        # (the reader's `col_N` at position N) names nothing, so it is reported, not written.
+        generated = {h for i, h in enumerate(headers, start=1) if h == f"col_{i}"}
+        matched = {spec.key: matched[spec.key]}
+        matched |= {h: h for h in headers if h != matched[spec.key] and h not in generated}
+        columns = [h for h in headers if h in matched and h != matched[spec.key]]
+    else:
+        columns = spec.columns
     exprs = [pl.col(ROW)]
-    for column in [spec.key, *spec.columns]:
+    for column in [spec.key, *columns]:
         if column in matched:
             value = pl.col(matched[column]).cast(pl.String).str.strip_chars()
             exprs.append(pl.when(value != "").then(value).alias(column))
@@ -160,7 +172,7 @@ def read_companion(
         "companion read",
         extra={"fields": {"sheet": spec.csv_file, "rows": df.height, "unmapped": len(unmapped)}},
     )
-    return CompanionInput(spec, filename, df, df.select(exprs), unmapped)
+    return CompanionInput(spec, filename, df, df.select(exprs), unmapped, columns)
 
 
 def read_companions(
@@ -205,9 +217,66 @@ def workbook_companions(
 _CheckT = tuple[str, str, pl.Expr, str]  # (rule, column, fails, message)
 
 
-def _field_checks(spec: CompanionSpec) -> list[_CheckT]:
-    """(rule, column, fails, message) for the companion's key and columns."""
-    checks: list[tuple[str, str, pl.Expr, str]] = [
+def _governed(spec: CompanionSpec, f: CompanionField, columns: list[str]) -> list[str]:
+    """The frame columns a field's rules apply to: its own, or (items: column) every column of the sheet."""
+    if f.name is None or f.header:
+        return []
+    return columns if spec.items == "column" else [f.name]
+
+
+def _value_checks(f: CompanionField, name: str, sheet: str) -> list[_CheckT]:
+    """(rule, column, fails, message) for one column holding `f`'s values."""
+    col = pl.col(name)
+    checks: list[_CheckT] = []
+    if f.required:
+        blank = col.is_null()
+        if f.each or f.xml_repeat:  # a list cell of nothing but commas holds no item either
+            blank = blank | col.str.contains(r"^[\s,]*$")
+        checks.append(("required", name, blank, f"{name} is required in {sheet} and is blank"))
+    if f.type == "integer":
+        bad = ~col.str.contains(r"^[+-]?\d+(\.0+)?$")
+        checks.append(("integer", name, bad, f"{name} is not a whole number"))
+    elif f.type == "float":
+        bad = ~col.str.contains(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+        checks.append(("float", name, bad, f"{name} is not a number (use a dot for decimals)"))
+    elif f.type == "boolean":
+        bad = ~col.str.to_lowercase().is_in(list(_booleans()))
+        checks.append(("boolean", name, bad, f"{name} is not a yes/no value (true/false)"))
+    elif f.type == "date":
+        bad = ~col.str.contains(r"^\d{4}-\d{2}-\d{2}$")
+        checks.append(("date", name, bad, f"{name} is not a date in yyyy-MM-dd form"))
+    elif f.type == "email":
+        bad = ~col.str.contains(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+        checks.append(("email", name, bad, f"{name} is not an email address"))
+    if f.type in ("integer", "float") and (f.minimum is not None or f.maximum is not None):
+        number = col.cast(pl.Float64, strict=False)  # a non-number already failed its type rule
+        low = number < f.minimum if f.minimum is not None else pl.lit(False)
+        high = number > f.maximum if f.maximum is not None else pl.lit(False)
+        span = f"from {f.minimum}" if f.minimum is not None else ""
+        span += f" up to {f.maximum}" if f.maximum is not None else " or more"
+        checks.append(("range", name, low | high, f"{name} must be a number {span.strip()}"))
+    if f.values:
+        bad = ~col.str.to_lowercase().is_in([v.lower() for v in f.values])
+        checks.append(("enum", name, bad, f"{name} must be one of {', '.join(f.values)}"))
+    if f.no_whitespace:
+        checks.append(("no_whitespace", name, col.str.contains(r"\s"), f"{name} must not contain spaces"))
+    if f.max_length:
+        checks.append(
+            (
+                "max_length",
+                name,
+                col.str.len_chars() > f.max_length,
+                f"{name} is longer than {f.max_length} characters",
+            )
+        )
+    return checks
+
+
+def _field_checks(spec: CompanionSpec, columns: list[str] | None = None) -> list[_CheckT]:
+    """(rule, column, fails, message) for the companion's key and columns (`columns`: the frame's data
+    columns, which items: column sheets name themselves)."""
+    columns = spec.columns if columns is None else columns
+    checks: list[_CheckT] = [
         (
             "required",
             spec.key,
@@ -216,57 +285,50 @@ def _field_checks(spec: CompanionSpec) -> list[_CheckT]:
         )
     ]
     for f in spec.fields:
-        if f.name is None:
-            continue
-        col = pl.col(f.name)
-        if f.required:
-            checks.append(
-                ("required", f.name, col.is_null(), f"{f.name} is required in {spec.csv_file} and is blank")
-            )
-        if f.type == "integer":
-            bad = ~col.str.contains(r"^[+-]?\d+(\.0+)?$")
-            checks.append(("integer", f.name, bad, f"{f.name} is not a whole number"))
-        elif f.type == "float":
-            bad = ~col.str.contains(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
-            checks.append(("float", f.name, bad, f"{f.name} is not a number (use a dot for decimals)"))
-        elif f.type == "boolean":
-            bad = ~col.str.to_lowercase().is_in(list(_booleans()))
-            checks.append(("boolean", f.name, bad, f"{f.name} is not a yes/no value (true/false)"))
-        elif f.type == "date":
-            bad = ~col.str.contains(r"^\d{4}-\d{2}-\d{2}$")
-            checks.append(("date", f.name, bad, f"{f.name} is not a date in yyyy-MM-dd form"))
-        elif f.type == "email":
-            bad = ~col.str.contains(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-            checks.append(("email", f.name, bad, f"{f.name} is not an email address"))
-        if f.no_whitespace:
-            checks.append(
-                ("no_whitespace", f.name, col.str.contains(r"\s"), f"{f.name} must not contain spaces")
-            )
-        if f.max_length:
-            checks.append(
-                (
-                    "max_length",
-                    f.name,
-                    col.str.len_chars() > f.max_length,
-                    f"{f.name} is longer than {f.max_length} characters",
-                )
-            )
+        for name in _governed(spec, f, columns):
+            checks += _value_checks(f, name, spec.csv_file)
     return checks
 
 
-def _normalised(spec: CompanionSpec) -> list[pl.Expr]:
-    """Eightfold text forms: whole numbers without '.0', booleans true/false."""
+def _normalised(spec: CompanionSpec, columns: list[str] | None = None) -> list[pl.Expr]:
+    """Eightfold text forms: whole numbers without '.0', booleans true/false, possible values as spelled
+    in the schema."""
+    columns = spec.columns if columns is None else columns
     out = []
     for f in spec.fields:
-        if f.name and f.type == "integer":
-            out.append(pl.col(f.name).str.replace(r"\.0+$", "").str.strip_prefix("+"))
-        elif f.name and f.type == "boolean":
-            out.append(
-                pl.col(f.name)
-                .str.to_lowercase()
-                .replace_strict(_booleans(), default=None, return_dtype=pl.String)
-            )
+        for name in _governed(spec, f, columns):
+            col = pl.col(name)
+            if f.type == "integer":
+                col = col.str.replace(r"\.0+$", "").str.strip_prefix("+")
+            elif f.type == "boolean":
+                col = col.str.to_lowercase().replace_strict(_booleans(), default=None, return_dtype=pl.String)
+            if f.values:
+                canonical = {v.lower(): v for v in f.values}
+                col = col.str.to_lowercase().replace_strict(canonical, default=col, return_dtype=pl.String)
+            out.append(col.alias(name))
     return out
+
+
+def _conflicts(rows: pl.DataFrame, spec: CompanionSpec) -> pl.DataFrame:
+    """Quarantine rows (`_row, _rule, _column, _message`) of records whose rows give different values for a
+    one-per-record column (items: key, no xml_repeat): Eightfold takes one, and picking is guessing."""
+    single = spec.single
+    if not single or rows.height == 0:
+        return pl.DataFrame(schema=_QUARANTINE_SCHEMA)
+    counts = rows.group_by(spec.key).agg([pl.col(c).drop_nulls().n_unique().alias(c) for c in single])
+    flagged = rows.join(counts.rename({c: f"__n_{c}" for c in single}), on=spec.key, how="left")
+    checks = [
+        (
+            "conflicting_values",
+            c,
+            pl.col(f"__n_{c}") > 1,
+            f"the {spec.csv_file} rows of this {spec.key} give different {c} values; Eightfold takes one "
+            "per record: keep one value",
+        )
+        for c in single
+    ]
+    _, quarantine = _split_by_rules(flagged, checks)
+    return quarantine
 
 
 def _split_by_rules(
@@ -301,28 +363,70 @@ def _list_of(column: str) -> pl.Expr:
     )
 
 
-def aggregate(rows: pl.DataFrame, spec: CompanionSpec) -> pl.DataFrame:
+def aggregate(rows: pl.DataFrame, spec: CompanionSpec, columns: list[str] | None = None) -> pl.DataFrame:
     """Valid companion rows → one row per key: `(<key>, <csv_file>: list[struct])`, items in row order.
 
     items: row gives one struct per row (a field with xml_repeat holds the items of its comma-separated
-    cell); items: key gives one struct per key whose fields hold the distinct values of all its rows.
+    cell; an `each` field's cell gives one struct per item); items: key gives one struct per key whose list
+    fields hold the distinct values of all its rows (split on commas when `split`) and whose single fields
+    hold their one value; items: column gives one struct per column of the sheet (`columns`) holding a
+    value for the key: its header and the distinct values.
 
     >>> aggregate(pl.DataFrame({"_row": [2, 3], "EXTERNAL_ID": ["r1", "r1"], "JOB_CODE": ["a", "b"]}),
     ...           load_schema("role").companion("ROLE-ASSOCIATED-TAGS"))  # doctest: +SKIP
     """
-    columns = spec.columns
     ordered = rows.sort(ROW)
+    if spec.items == "column":
+        if columns is None:  # the sheet's own columns: all but the key
+            columns = [c for c in rows.columns if c not in (ROW, spec.key)]
+        return _aggregate_columns(ordered, spec, columns)
+    names = spec.columns
     if spec.items == "key":
-        per_key = ordered.group_by(spec.key, maintain_order=True).agg(
-            [pl.col(c).drop_nulls().unique(maintain_order=True) for c in columns]
+        split = {f.name for f in spec.fields if f.name and f.split}
+        listed = [f.name for f in spec.fields if f.is_list]
+        values = [_list_of(c).alias(c) if c in split else pl.concat_list(pl.col(c)).alias(c) for c in listed]
+        per_key = (
+            ordered.with_columns(values)
+            .group_by(spec.key, maintain_order=True)
+            .agg(
+                [pl.col(c).explode().drop_nulls().unique(maintain_order=True) for c in listed]
+                + [pl.col(c).drop_nulls().first() for c in spec.single]
+            )
         )
-        return per_key.select(pl.col(spec.key), pl.concat_list(pl.struct(columns)).alias(spec.csv_file))
+        return per_key.select(pl.col(spec.key), pl.concat_list(pl.struct(names)).alias(spec.csv_file))
     repeated = {f.name for f in spec.fields if f.name and f.xml_repeat}
-    values = [_list_of(c).alias(c) if c in repeated else pl.col(c) for c in columns]
+    each = [f.name for f in spec.fields if f.name and f.each]
+    values = [_list_of(c).alias(c) if c in repeated or c in each else pl.col(c) for c in names]
+    frame = ordered.with_columns(values)
+    if each:  # one item per value of the cell; a row whose cell holds no item gives none
+        frame = frame.explode(each, empty_as_null=False, keep_nulls=False)
+    return frame.group_by(spec.key, maintain_order=True).agg(pl.struct(names).alias(spec.csv_file))
+
+
+def _aggregate_columns(ordered: pl.DataFrame, spec: CompanionSpec, columns: list[str]) -> pl.DataFrame:
+    """items: column: the sheet unpivoted to (key, header, value), then one struct per key and header with
+    the header's distinct values, in column order."""
+    [header] = [f.name for f in spec.fields if f.header]
+    [cell] = [f.name for f in spec.fields if f.name and not f.header]
+    item = pl.Struct({header: pl.String, cell: pl.List(pl.String)})
+    empty = pl.DataFrame(schema={spec.key: pl.String, spec.csv_file: pl.List(item)})
+    if not columns or ordered.height == 0:
+        return empty
+    # Internal names while long: a sheet may name a column like the item's own fields (TAG_NAME).
+    long = (
+        ordered.select(pl.col(spec.key).alias(KEY), *columns)
+        .unpivot(on=columns, index=[KEY], variable_name="__header", value_name="__cell")
+        .drop_nulls("__cell")
+        .group_by(KEY, "__header", maintain_order=True)
+        .agg(pl.col("__cell").unique(maintain_order=True))
+    )
+    order = {c: i for i, c in enumerate(columns)}
+    long = long.with_columns(pl.col("__header").replace_strict(order, return_dtype=pl.Int64).alias("__pos"))
     return (
-        ordered.with_columns(values)
-        .group_by(spec.key, maintain_order=True)
-        .agg(pl.struct(columns).alias(spec.csv_file))
+        long.sort("__pos", maintain_order=True)
+        .group_by(KEY, maintain_order=True)
+        .agg(pl.struct(pl.col("__header").alias(header), pl.col("__cell").alias(cell)).alias(spec.csv_file))
+        .rename({KEY: spec.key})
     )
 
 
@@ -494,8 +598,11 @@ def attach_companions(
                 }
             )
             continue
-        mapped = inp.mapped.with_columns(_normalised(spec))
-        ok, bad = _split_by_rules(mapped, _field_checks(spec))
+        columns = inp.columns if inp.columns or spec.items == "column" else spec.columns
+        mapped = inp.mapped.with_columns(_normalised(spec, columns))
+        ok, bad = _split_by_rules(mapped, _field_checks(spec, columns))
+        conflicting = _conflicts(ok, spec)
+        ok = ok.join(conflicting.select(ROW), on=ROW, how="anti")
         main_keys = valid.select(pl.col(schema.key).cast(pl.String).alias(spec.key)).unique()
         matched = ok.join(main_keys, on=spec.key, how="semi")
         unmatched = ok.join(main_keys, on=spec.key, how="anti")
@@ -505,6 +612,7 @@ def attach_companions(
         orphan = unmatched.join(known_keys.rename({KEY: spec.key}).unique(), on=spec.key, how="anti")
         q_parts = [
             bad,
+            conflicting,
             orphan.select(
                 ROW,
                 pl.lit("orphan_companion").alias("_rule"),
@@ -523,7 +631,7 @@ def attach_companions(
             ),
         ]
         quarantine = pl.concat(q_parts, how="vertical").sort(ROW)
-        items = aggregate(matched, spec)
+        items = aggregate(matched, spec, columns)
         valid = valid.join(
             items.rename({spec.key: "__ckey"}),
             left_on=pl.col(schema.key).cast(pl.String),
@@ -537,7 +645,7 @@ def attach_companions(
         report.quarantines[spec.csv_file] = quarantine.join(inp.source, on=ROW, how="left").select(
             *source_cols, ROW, *QUARANTINE_COLUMNS
         )
-        report.attached[spec.csv_file] = matched.sort(ROW).select(spec.key, *spec.columns)
+        report.attached[spec.csv_file] = matched.sort(ROW).select(spec.key, *columns)
         report.sheets[spec.csv_file] = SheetReport(
             sheet=spec.csv_file,
             file=inp.filename,

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -181,13 +183,32 @@ class CompanionField(BaseModel):
     xml_repeat: str | None = Field(
         None,
         description="The segment repeated once per value: values collected from the rows (items: key) "
-        "or the items of a comma-separated cell (items: row).",
+        "or the items of a comma-separated cell (items: row). On a constant: written inside each "
+        "repetition of the column field repeating the same segment (Eightfold's preference_type).",
     )
     value: str | None = Field(None, description="A constant written in every item (no column feeds it).")
     type: Literal["string", "email", "integer", "boolean", "date", "float"] = "string"
     required: bool = Field(False, description="The XSD requires the element in every item.")
     no_whitespace: bool = False
     max_length: int | None = None
+    values: list[str] | None = Field(
+        None, description="Possible values; matched case-insensitively and written as spelled here."
+    )
+    minimum: int | None = Field(None, description="Smallest accepted number (integer/float).")
+    maximum: int | None = Field(None, description="Largest accepted number (integer/float).")
+    split: bool = Field(
+        False,
+        description="items: key: the cell is a comma-separated list whose items are collected (items: row "
+        "splits every xml_repeat field's cell anyway).",
+    )
+    each: bool = Field(
+        False,
+        description="items: row: the cell is a comma-separated list and the row gives one item per value, "
+        "its other columns repeated in each (DEMAND-PREFERRED-SKILLS).",
+    )
+    header: bool = Field(
+        False, description="items: column: the element holds the column's header as given, not a cell."
+    )
     aliases: list[str] = Field(default_factory=list)
     description: str = ""
 
@@ -197,20 +218,59 @@ class CompanionField(BaseModel):
             raise ValueError(f"companion field {self.xml}: give exactly one of name (a column) or value")
         if self.xml_repeat is not None and self.xml_repeat not in self.xml.split("/"):
             raise ValueError(f"companion field {self.xml}: xml_repeat is not a segment of its path")
+        if self.split and self.xml_repeat is None:
+            raise ValueError(f"companion field {self.xml}: split values need xml_repeat (one element each)")
+        if self.each and self.xml_repeat is not None:
+            raise ValueError(f"companion field {self.xml}: each makes items, so no xml_repeat")
+        if (self.minimum is not None or self.maximum is not None) and self.type not in ("integer", "float"):
+            raise ValueError(f"companion field {self.xml}: minimum/maximum are for numbers")
         return self
+
+    @property
+    def is_list(self) -> bool:
+        """Its struct value is a list (one element per value) rather than a single value."""
+        return self.name is not None and self.xml_repeat is not None
+
+
+@dataclass
+class ItemNode:
+    """One element of a companion item, as the writer and our XSD lay it out: fields sharing a path
+    prefix share its elements (`preferred_years_of_experience` holds type, min and max)."""
+
+    name: str
+    field: CompanionField | None = None  # the field whose value (or constant) this element holds
+    children: list[ItemNode] = dc_field(default_factory=list)
+    repeated: bool = False  # written once per value of the one column field inside it
+
+    def child(self, name: str, repeated: bool) -> ItemNode:
+        for c in self.children:
+            if c.name == name and c.field is None and c.repeated == repeated:
+                return c
+        node = ItemNode(name, repeated=repeated)
+        self.children.append(node)
+        return node
+
+    def fields(self) -> list[CompanionField]:
+        """The fields written inside this element, in declared order."""
+        own = [self.field] if self.field is not None else []
+        return own + [f for c in self.children for f in c.fields()]
 
 
 class CompanionSpec(BaseModel):
     """A companion sheet (ROLE-ASSOCIATED-TAGS, SUCCESSION-PLAN-INCUMBENT-LIST, ...): rows linked to the
-    MAIN record by `key`, written as a repeated group of the record (`xml`: container/repeated element)."""
+    MAIN record by `key`, written as a repeated group of the record (`xml`: container/repeated element), or
+    as one element of the record (`xml`: element, items: key)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     csv_file: str = Field(description="The spec's sheet name; also the file name stem and the frame column.")
     key: str = Field(description="The companion column holding the MAIN record's key.")
     xml: str = Field(description="'container/element': the element repeated once per item.")
-    items: Literal["row", "key"] = Field(
-        "row", description="row: one item per companion row; key: one item per MAIN record, values collected."
+    items: Literal["row", "key", "column"] = Field(
+        "row",
+        description="row: one item per companion row; key: one item per MAIN record, values collected; "
+        "column: one item per non-key column of the sheet (columns named after tenant values, such as "
+        "ROLE-DISPLAY-TAGS), its header in the `header` field and its cells collected in the other.",
     )
     fields: list[CompanionField]
     operations: list[Operation] = Field(
@@ -224,24 +284,52 @@ class CompanionSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> CompanionSpec:
-        if len([p for p in self.xml.split("/") if p]) < 2:
-            raise ValueError(f"companion {self.csv_file}: xml must be 'container/element'")
+        parts = [p for p in self.xml.split("/") if p]
+        if len(parts) < 2 and self.items != "key":
+            raise ValueError(
+                f"companion {self.csv_file}: xml must be 'container/element' (a bare element holds one "
+                "item per record: items: key)"
+            )
         columns = [f.name for f in self.fields if f.name]
         if self.key in columns or len(set(columns)) != len(columns):
             raise ValueError(f"companion {self.csv_file}: duplicate column (the key is not a field)")
-        for f in self.fields:
-            if self.items == "key" and f.name and f.xml_repeat is None:
+        if self.items != "row" and any(f.each for f in self.fields):
+            raise ValueError(f"companion {self.csv_file}: each (one item per value) is for items: row")
+        if self.items != "key" and any(f.split for f in self.fields):
+            raise ValueError(f"companion {self.csv_file}: split is for items: key (row mode splits lists)")
+        if len([f for f in self.fields if f.each]) > 1:
+            raise ValueError(f"companion {self.csv_file}: one field at most makes the items (each)")
+        headers = [f for f in self.fields if f.header]
+        if self.items == "column":
+            cells = [f for f in self.fields if f.name and not f.header]
+            if len(headers) != 1 or len(cells) != 1 or cells[0].xml_repeat is None:
                 raise ValueError(
-                    f"companion {self.csv_file}: items: key collects values, so {f.name} needs xml_repeat"
+                    f"companion {self.csv_file}: items: column needs one header field and one field "
+                    "with xml_repeat for the column's values"
                 )
+        elif headers:
+            raise ValueError(f"companion {self.csv_file}: header fields are for items: column")
         if not set(self.required_for) <= set(self.operations):
             raise ValueError(f"companion {self.csv_file}: required_for names a form it is not written to")
+        for node in _repeated_nodes(self.item_tree()):
+            named = [f for f in node.fields() if f.name]
+            if len(named) != 1:
+                raise ValueError(
+                    f"companion {self.csv_file}: the repeated element {node.name} needs exactly one column "
+                    f"field inside it (it repeats once per value of that column), found {len(named)}"
+                )
         return self
 
     @property
     def columns(self) -> list[str]:
-        """The sheet's data columns (key excluded), in spec order."""
+        """The sheet's data columns (key excluded), in spec order; for items: column the item's own
+        value names (the sheet's columns are the tenant's)."""
         return [f.name for f in self.fields if f.name]
+
+    @property
+    def single(self) -> list[str]:
+        """items: key columns holding one value per record (no xml_repeat): rows disagreeing are refused."""
+        return [f.name for f in self.fields if f.name and self.items == "key" and f.xml_repeat is None]
 
     @property
     def container(self) -> list[str]:
@@ -250,6 +338,29 @@ class CompanionSpec(BaseModel):
     @property
     def element(self) -> str:
         return [p for p in self.xml.split("/") if p][-1]
+
+    def item_tree(self) -> ItemNode:
+        """The item element and, inside it, the fields' elements merged by shared path prefix, in declared
+        order; a field's `xml_repeat` segment is a repeated element of its own."""
+        root = ItemNode(self.element)
+        for f in self.fields:
+            path = [p for p in f.xml.split("/") if p]
+            node = root
+            for depth, part in enumerate(path):
+                repeated = part == f.xml_repeat
+                if depth == len(path) - 1:
+                    leaf = ItemNode(part, field=f, repeated=repeated)
+                    node.children.append(leaf)
+                else:
+                    node = node.child(part, repeated)
+        return root
+
+
+def _repeated_nodes(node: ItemNode) -> list[ItemNode]:
+    out = [node] if node.repeated else []
+    for c in node.children:
+        out += _repeated_nodes(c)
+    return out
 
 
 def _form(operation: str) -> str:

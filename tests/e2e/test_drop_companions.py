@@ -14,6 +14,8 @@ pytestmark = pytest.mark.e2e
 
 ROLES = "EXTERNAL_ID,TITLE\nR1,Developer\nR2,Manager\nR3,Designer\n"
 TAGS = "EXTERNAL_ID,JOB_CODE\nR1,DEV\nR2,MAN\nR2,MGR\nR3,DES\n"
+DISPLAY_TAGS = "EXTERNAL_ID,JOBFUNCTION\nR1,Engineering\nR2,Management\n"
+EXPERIENCE = 'EXTERNAL_ID,JOB_TITLES,PREFERRED_MIN_EXPERIENCE\nR1,"SDE,SWE",2\nR9,SDE,1\n'
 
 
 def _checks(instance: dg.DagsterInstance, run_id: str) -> dict[str, bool]:
@@ -31,9 +33,11 @@ def test_a_companion_file_rides_with_the_main_file_of_its_folder(dagster_env) ->
         (dagster_env.config / "tenants" / f"{tenant}.yaml").write_text("entity: role\n")
     dagster_env.drop("acme/ROLE-MAIN.csv", ROLES)
     dagster_env.drop("acme/ROLE-ASSOCIATED-TAGS.csv", TAGS)
+    dagster_env.drop("acme/ROLE-DISPLAY-TAGS.csv", DISPLAY_TAGS)
+    dagster_env.drop("acme/ROLE-EXPERIENCE.csv", EXPERIENCE)
     dagster_env.drop("bare/ROLE-MAIN.csv", ROLES + "R4,Tester\n")  # no tags beside it
     outcomes = {o.path: o for o in process_drops(dagster_env.instance, dagster_env.defs)}
-    assert set(outcomes) == {"acme/ROLE-MAIN.csv", "bare/ROLE-MAIN.csv"}  # the tags file is no drop
+    assert set(outcomes) == {"acme/ROLE-MAIN.csv", "bare/ROLE-MAIN.csv"}  # companion files are no drops
 
     acme = outcomes["acme/ROLE-MAIN.csv"]
     assert acme.success and acme.entity == "role"
@@ -41,6 +45,8 @@ def test_a_companion_file_rides_with_the_main_file_of_its_folder(dagster_env) ->
     xml = Path(acme.outputs["xml"]).read_text(encoding="utf-8")
     assert xml.count("<associated_tags>") == 3
     assert "<tag_value>MAN</tag_value><tag_value>MGR</tag_value>" in xml
+    assert xml.count("<display_tags>") == 2 and "<tag_name>JOBFUNCTION</tag_name>" in xml
+    assert xml.count("<experience>") == 1 and "<value>SWE</value>" in xml
     assert all(_checks(dagster_env.instance, acme.run_id).values())
 
     bare = outcomes["bare/ROLE-MAIN.csv"]

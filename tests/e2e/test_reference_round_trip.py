@@ -1,8 +1,9 @@
 """Eightfold's own CSV samples through the whole path: XML valid against Eightfold's XSD, no row lost.
 
 Each MAIN sample goes with the companion samples of its folder that its entity declares (role's
-ROLE-ASSOCIATED-TAGS, succession_plan's INCUMBENT/SUCCESSOR lists, demand's DEMAND-FOLLOWER), and under a
-tenant whose `parameters` give the group_id planned events require.
+ROLE-ASSOCIATED-TAGS, -SKILLS-LIST, -DISPLAY-TAGS, -EDUCATION and -EXPERIENCE, succession_plan's
+INCUMBENT/SUCCESSOR lists, demand's DEMAND-FOLLOWER and DEMAND-PREFERRED-SKILLS), and under a tenant whose
+`parameters` give the group_id planned events require.
 """
 
 from __future__ import annotations
@@ -97,3 +98,4 @@ def test_reference_sample_round_trips(sample: Path, reference: Path, tmp_path: P
         assert set(sheet["rules"]) <= {"main_quarantined"}, sheet["rules"]
     xsd = reference / "xsd" / schema.operations["ingest"].xsd
     assert validate_xml(Path(report.outputs["xml"]), xsd) == []
+    assert report.outputs["xsd_errors"] == []  # and our own XSD, checked while writing

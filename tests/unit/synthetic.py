@@ -70,8 +70,9 @@ def field_value(spec: FieldSpec, i: int) -> str:
 def _companion_field_spec(f: CompanionField) -> FieldSpec:
     return FieldSpec(
         name=f.name or f.xml,
-        type="list" if f.xml_repeat else f.type,
+        type="list" if f.xml_repeat else ("enum" if f.values else f.type),
         item_type=f.type if f.xml_repeat else None,
+        values=f.values,
         no_whitespace=f.no_whitespace,
         max_length=f.max_length,
     )
@@ -85,7 +86,7 @@ def companion_rows(
     data: dict[str, list] = {"_row": [], spec.key: []}
     data.update({c: [] for c in spec.columns})
     fields = [
-        (f.name, _companion_field_spec(f), f.xml_repeat is not None and spec.items == "row")
+        (f.name, _companion_field_spec(f), f.xml_repeat is not None and spec.items == "row", f.minimum)
         for f in spec.fields
         if f.name
     ]
@@ -95,9 +96,11 @@ def companion_rows(
             i = k * per_key + j
             data["_row"].append(row)
             data[spec.key].append(key)
-            for name, fspec, is_list in fields:
+            for name, fspec, is_list, minimum in fields:
                 kind = fspec.item_type or fspec.type if fspec.type == "list" else fspec.type
                 value = field_value(fspec, i) if is_list else scalar_value(fspec, kind or "string", i)
+                if minimum is not None and kind == "integer":  # e.g. a year: four digits
+                    value = str(minimum + i)
                 data[name].append(value)
             row += 1
     return pl.DataFrame(data, schema={"_row": pl.Int64, **{c: pl.String for c in data if c != "_row"}})

@@ -12,6 +12,7 @@ from pathlib import Path
 import openpyxl
 import polars as pl
 import pytest
+from lxml import etree
 from pydantic import ValidationError
 
 from snapmap_pipeline.core.companion import aggregate, companion_for_name, read_companion
@@ -54,6 +55,7 @@ def _eightfold_valid(report: ProcessReport, reference: Path, operation: str = "i
     schema = load_schema(report.entity)
     xsd = reference / "xsd" / schema.operation(operation).xsd
     assert validate_xml(Path(report.outputs["xml"]), xsd) == []
+    assert report.outputs["xsd_errors"] == []  # our own XSD agrees with the writer
 
 
 # -- naming ---------------------------------------------------------------------------------------------
@@ -72,7 +74,7 @@ def test_a_file_is_a_companion_by_its_sheet_name() -> None:
 def test_an_unknown_companion_or_one_without_its_key_column_is_refused() -> None:
     role = load_schema("role")
     with pytest.raises(InputError) as err:
-        read_companion(_csv("EXTERNAL_ID,SCHOOLS\nR1,X\n"), "ROLE-EDUCATION.csv", role)
+        read_companion(_csv("EXTERNAL_ID,PATH\nR1,X\n"), "ROLE-CAREER-PATHS.csv", role)
     assert err.value.code == "unknown_companion" and "ROLE-ASSOCIATED-TAGS" in err.value.message
     with pytest.raises(InputError) as err:
         read_companion(_csv("ROLE,JOB_CODE\nR1,X\n"), "ROLE-ASSOCIATED-TAGS.csv", role)
@@ -188,6 +190,167 @@ def test_companion_sheets_in_the_workbook_are_attached(
     assert report.rows_valid == 2
     assert report.outputs["companions"]["sheets"]["ROLE-ASSOCIATED-TAGS"]["attached"] == 2
     _eightfold_valid(report, reference)
+
+
+# -- role: display tags, education, experience ---------------------------------------------------------------
+ROLE_TAGS = "EXTERNAL_ID,JOB_CODE\nR1,DEV\nR2,MAN\nR3,DES\n"
+
+
+def _role(tmp_path: Path, files: dict[str, str], operation: str = "ingest") -> ProcessReport:
+    companions = {"ROLE-ASSOCIATED-TAGS.csv": _csv(ROLE_TAGS), **{k: _csv(v) for k, v in files.items()}}
+    return _process(
+        _csv(ROLE_MAIN), "ROLE-MAIN.csv", tmp_path, entity="role", operation=operation, companions=companions
+    )
+
+
+def _records(report: ProcessReport, key: str) -> dict[str, etree._Element]:
+    root = etree.parse(report.outputs["xml"]).getroot()
+    return {r.findtext(key): r for r in root}
+
+
+def _texts(record: etree._Element, path: str) -> list[str]:
+    return [e.text or "" for e in record.iterfind(path)]
+
+
+def _sheet_rules(tmp_path: Path, sheet: str) -> dict[str, str]:
+    q = _quarantine(tmp_path, f"quarantine-{sheet}.csv")
+    assert q["_message"].null_count() == 0  # every quarantined row says why
+    return dict(zip(q["_row"].to_list(), q["_rule"].to_list(), strict=True))
+
+
+def test_role_display_tags_are_the_sheets_columns_named_as_given(
+    tmp_path: Path, reference: Path, artifacts: Path
+) -> None:
+    # A blank header names no tag; a record's rows are collected per column; blank cells give no value.
+    tags = (
+        "EXTERNAL_ID,JobFunction,BUSINESSUNIT,\n"
+        "R1,Engineering,Unit1,x\nR1,Research,,\nR2,,Unit2,\nR9,Ghost,,\n,Orphan,,\n"
+    )
+    for op in ("ingest", "update"):
+        report = _role(tmp_path / op, {"ROLE-DISPLAY-TAGS.csv": tags}, op)
+        assert report.rows_valid == 3
+        sheet = report.outputs["companions"]["sheets"]["ROLE-DISPLAY-TAGS"]
+        assert (sheet["rows_in"], sheet["attached"], sheet["quarantined"]) == (5, 3, 2)
+        assert sheet["unmapped_columns"] == ["col_4"]
+        assert _sheet_rules(tmp_path / op, "ROLE-DISPLAY-TAGS") == {"5": "orphan_companion", "6": "required"}
+        records = _records(report, "external_id")
+        r1 = records["R1"].findall("display_tags/tag")
+        assert [t.findtext("tag_name") for t in r1] == ["JobFunction", "BUSINESSUNIT"]
+        assert [_texts(t, "tag_values/tag_value") for t in r1] == [["Engineering", "Research"], ["Unit1"]]
+        assert {t.findtext("is_custom") for t in r1} == {"0"}
+        assert [t.findtext("tag_name") for t in records["R2"].findall("display_tags/tag")] == ["BUSINESSUNIT"]
+        assert records["R3"].find("display_tags") is None
+        _eightfold_valid(report, reference, op)
+    exported = pl.read_csv(tmp_path / "update" / "out" / "ROLE-DISPLAY-TAGS.csv", infer_schema=False)
+    assert exported.columns == ["EXTERNAL_ID", "JobFunction", "BUSINESSUNIT"] and exported.height == 3
+
+
+ROLE_EDUCATION = (
+    "EXTERNAL_ID,SCHOOLS,GRADUATION_START_YEAR,GRADUATION_END_YEAR,DEGREE_LIST,CERTIFICATIONS_LIST,"
+    "DEGREE_MAJORS_LIST\n"
+    'R1,"MIT, Stanford",2015,2019,BSc,"C1,C2",\n'
+    'R1,"Stanford,ETH",2015.0,,MSc,,Physics\n'
+    "R2,Oxford,15,,,,\n"
+    "R3,Yale,2001,2005,,,\n"
+    "R3,,2002,,,,\n"
+)
+ROLE_EXPERIENCE = (
+    "EXTERNAL_ID,JOB_TITLES,COMPANIES,TYPE_OF_EXPERIENCE,PREFERRED_MIN_EXPERIENCE,PREFERRED_MAX_EXPERIENCE,"
+    "SENIORITIES_LIST\n"
+    'R1,"SDE, SWE",Acme,Total,2,5,"Senior,Lead"\n'
+    "R2,,,lifetime,,,\n"
+    "R3,,,,-1,,\n"
+)
+
+
+def test_role_education_and_experience_make_one_element_per_role(
+    tmp_path: Path, reference: Path, artifacts: Path
+) -> None:
+    files = {"ROLE-EDUCATION.csv": ROLE_EDUCATION, "ROLE-EXPERIENCE.csv": ROLE_EXPERIENCE}
+    for op in ("ingest", "update"):
+        report = _role(tmp_path / op, files, op)
+        assert report.rows_valid == 3  # companion rows never quarantine their role
+        sheets = report.outputs["companions"]["sheets"]
+        assert (sheets["ROLE-EDUCATION"]["attached"], sheets["ROLE-EDUCATION"]["quarantined"]) == (2, 3)
+        assert (sheets["ROLE-EXPERIENCE"]["attached"], sheets["ROLE-EXPERIENCE"]["quarantined"]) == (1, 2)
+        # R2's year is not four digits; R3's two rows disagree on the start year, which is one per role.
+        education = _sheet_rules(tmp_path / op, "ROLE-EDUCATION")
+        assert education == {"4": "range", "5": "conflicting_values", "6": "conflicting_values"}
+        assert _sheet_rules(tmp_path / op, "ROLE-EXPERIENCE") == {"3": "enum", "4": "range"}
+        records = _records(report, "external_id")
+        [edu] = records["R1"].findall("education")
+        pvt = edu.findall("schools/preference_value_type")
+        assert [p.findtext("value") for p in pvt] == ["MIT", "Stanford", "ETH"]
+        assert {p.findtext("preference_type") for p in pvt} == {"Preferred"}
+        assert [c.tag for c in pvt[0]] == ["preference_type", "value"]  # the XSD's sequence
+        assert edu.findtext("graduation_year/graduation_start_year") == "2015"  # 2015.0 is the same year
+        assert edu.findtext("graduation_year/graduation_end_year") == "2019"
+        assert _texts(edu, "degrees_list/degree") == ["BSc", "MSc"]
+        assert _texts(edu, "certifications_list/certification_id") == ["C1", "C2"]
+        assert _texts(edu, "degree_majors_list/degree_major") == ["Physics"]
+        [exp] = records["R1"].findall("experience")
+        assert _texts(exp, "job_titles/preference_value_type/value") == ["SDE", "SWE"]
+        assert _texts(exp, "companies/preference_value_type/preference_type") == ["Preferred"]
+        years = exp.find("preferred_years_of_experience")
+        assert [(c.tag, c.text) for c in years] == [
+            ("type_of_experience", "total"),  # the spec's spelling
+            ("min_experience", "2"),
+            ("max_experience", "5"),
+        ]
+        assert _texts(exp, "seniorities_list/seniority") == ["Senior", "Lead"]
+        for key in ("R2", "R3"):
+            assert records[key].find("education") is None and records[key].find("experience") is None
+        _eightfold_valid(report, reference, op)
+
+
+def test_a_companion_row_with_nothing_but_its_key_writes_nothing(
+    tmp_path: Path, reference: Path, artifacts: Path
+) -> None:
+    report = _role(tmp_path, {"ROLE-EDUCATION.csv": "EXTERNAL_ID,SCHOOLS,GRADUATION_START_YEAR\nR1,,\n"})
+    sheet = report.outputs["companions"]["sheets"]["ROLE-EDUCATION"]
+    assert (sheet["attached"], sheet["quarantined"]) == (1, 0)
+    assert "<education" not in Path(report.outputs["xml"]).read_text(encoding="utf-8")
+    _eightfold_valid(report, reference)
+
+
+# -- demand: preferred skills -------------------------------------------------------------------------------
+def test_demand_preferred_skills_give_one_skill_detail_per_listed_skill(
+    tmp_path: Path, reference: Path, artifacts: Path
+) -> None:
+    main = (reference / "csv_samples" / "demand" / "DEMAND-MAIN-sample.csv").read_bytes()
+    skills = (
+        "DEMAND_ID,PREFERRED_SKILLS,PROFICIENCY,SKILL_GROUP_NAME,DATA_SOURCE\n"
+        '19729558,"Python, Java",high,"tech, core",linkedin\n'
+        "19729558,SQL,,,\n"
+        "19729559,,medium,,\n"
+        '19729559," , ",,,\n'
+        "19729560,Go,,,\n"  # its demand is quarantined (ROLE_ASSOCIATION_MODE invalid_mode)
+    )
+    for op in ("ingest", "update"):
+        report = _process(
+            main,
+            "DEMAND-MAIN.csv",
+            tmp_path / op,
+            entity="demand",
+            operation=op,
+            companions={"DEMAND-PREFERRED-SKILLS.csv": _csv(skills)},
+        )
+        sheet = report.outputs["companions"]["sheets"]["DEMAND-PREFERRED-SKILLS"]
+        assert (sheet["rows_in"], sheet["attached"], sheet["quarantined"]) == (5, 2, 3)
+        rules = _sheet_rules(tmp_path / op, "DEMAND-PREFERRED-SKILLS")
+        assert rules == {"4": "required", "5": "required", "6": "main_quarantined"}
+        records = _records(report, "job_id")
+        details = records["19729558"].findall("skills_list/skill_detail")
+        assert [d.findtext("skill") for d in details] == ["Python", "Java", "SQL"]
+        assert [d.findtext("proficiency") for d in details] == ["high", "high", None]
+        assert [_texts(d, "skill_group_list/skill_group/skill_group_name") for d in details] == [
+            ["tech", "core"],
+            ["tech", "core"],
+            [],
+        ]
+        assert [d.findtext("data_source") for d in details] == ["linkedin", "linkedin", None]
+        assert records["19729559"].find("skills_list") is None
+        _eightfold_valid(report, reference, op)
 
 
 # -- succession plan: incumbents required for ingest only -------------------------------------------------
@@ -355,10 +518,20 @@ def test_a_companion_field_is_a_column_or_a_constant_never_both() -> None:
     base = {"csv_file": "X-TAGS", "key": "ID", "xml": "tags/tag", "operations": ["ingest"]}
     with pytest.raises(ValidationError):
         CompanionSpec(**base, fields=[{"name": "A", "value": "v", "xml": "a"}])
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError):  # a bare element is one item per record: items: key only
+        CompanionSpec(**{**base, "xml": "tag"}, fields=[{"name": "A", "xml": "a"}])
+    with pytest.raises(ValidationError):  # items: column needs a header field and a values field
+        CompanionSpec(**base, items="column", fields=[{"name": "A", "xml": "a/v", "xml_repeat": "v"}])
+    with pytest.raises(ValidationError):  # a repeated element repeats once per value of ONE column
         CompanionSpec(
-            **base, items="key", fields=[{"name": "A", "xml": "a"}]
-        )  # key mode collects: xml_repeat
+            **base,
+            fields=[
+                {"name": "A", "xml": "l/p/a", "xml_repeat": "p"},
+                {"name": "B", "xml": "l/p/b", "xml_repeat": "p"},
+            ],
+        )
+    with pytest.raises(ValidationError):  # one item per value (each) is for items: row
+        CompanionSpec(**base, items="key", fields=[{"name": "A", "xml": "a", "each": True}])
     with pytest.raises(ValidationError):
         CompanionSpec(**base, fields=[{"name": "A", "xml": "a"}], required_for=["update"])
     ok = CompanionSpec(**base, fields=[{"name": "A", "xml": "a"}, {"xml": "b", "value": "false"}])
@@ -402,7 +575,10 @@ def test_companion_columns_and_xml_paths_follow_eightfold(entity: str, sheet: st
     spec = schema.companion(sheet)
     books = parse_spec((reference / "csv_spec.txt").read_text(encoding="utf-8"))
     sheet_columns = books[f"ef_{entity}_add_csv_schema.xlsx"][sheet]
-    assert [c.name for c in sheet_columns] == [spec.key, *spec.columns]  # the spec's sheet, in its order
+    if spec.items == "column":  # the columns are the tenant's; the spec lists examples after the key
+        assert sheet_columns[0].name == spec.key
+    else:
+        assert [c.name for c in sheet_columns] == [spec.key, *spec.columns]  # the spec's sheet, in order
     spec_required = {c.name for c in sheet_columns if c.required}
     for op in ("ingest", "update"):
         if op not in spec.operations:
@@ -417,5 +593,5 @@ def test_companion_columns_and_xml_paths_follow_eightfold(entity: str, sheet: st
             elif f.value is None and f.xml_repeat is None:
                 assert chain[-1].min_occurs == "0", f"{f.xml}: the XSD requires it; mark it required"
         required = op in spec.required_for
-        container = xsd.resolve(record, spec.container[0])
+        container = xsd.resolve(record, (spec.container or [spec.element])[0])
         assert (container[0].min_occurs != "0") == required, f"{op}: required_for disagrees with the XSD"

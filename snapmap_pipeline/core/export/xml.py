@@ -28,6 +28,7 @@ from snapmap_pipeline.core.schema import (
     CompanionSpec,
     EntitySchema,
     FieldSpec,
+    ItemNode,
     custom_field,
 )
 from snapmap_pipeline.errors import ExportError
@@ -288,33 +289,51 @@ def _companion_value(value: pl.Expr) -> pl.Expr:
     return value.str.replace_all(FORBIDDEN_XML10, "").str.replace_many(_ESCAPE_FROM, _ESCAPE_TO)
 
 
+_MARK = "\x00"  # stands for the value while a repeated element's constant text is laid out
+
+
+def _static(node: ItemNode) -> str:
+    """A repeated element's text with the value as `_MARK`: inside a repetition there is one value (the
+    repeating column's) and constants, so all but the value is literal."""
+    if node.field is not None:
+        inner = _escape_text(node.field.value) if node.field.value is not None else _MARK
+    else:
+        inner = "".join(_static(c) for c in node.children)
+    return f"<{node.name}>{inner}</{node.name}>"
+
+
+def _item_part(node: ItemNode, item: pl.Expr) -> pl.Expr:
+    """One element of a companion item; null when it has nothing to say (no value under it)."""
+    if node.repeated:
+        [f] = [f for f in node.fields() if f.name]
+        pre, post = _static(node).split(_MARK)
+        each = pl.concat_str([pl.lit(pre), _companion_value(pl.element()), pl.lit(post)])
+        return _non_empty(item.struct.field(f.name).list.eval(each).list.join(""))
+    if node.field is not None and node.field.value is not None:
+        return pl.lit(_static(node))
+    if node.field is not None:
+        return _wrap([node.name], _non_empty(_companion_value(item.struct.field(node.field.name))))
+    body = pl.concat_str([_item_part(c, item) for c in node.children], ignore_nulls=True)
+    return _wrap([node.name], _non_empty(body))
+
+
 def _companion_expr(column: str, spec: CompanionSpec) -> pl.Expr:
     """A list-of-struct column (core/companion.aggregate) → the repeated items, fields in declared (XSD
-    sequence) order; constants as given; a list field repeats its `xml_repeat` segment. No items: null,
-    so the container is left out."""
+    sequence) order and merged by shared path prefix; constants as given; a list field repeats its
+    `xml_repeat` segment (with the constants declared inside it). An item without any value is left out;
+    no items: null, so the container is left out."""
     item = pl.element()
-    parts: list[pl.Expr] = []
-    for f in spec.fields:
-        path = [p for p in f.xml.split("/") if p]
-        if f.value is not None:
-            opening = "".join(f"<{n}>" for n in path)
-            closing = "".join(f"</{n}>" for n in reversed(path))
-            parts.append(pl.lit(opening + _escape_text(f.value) + closing))
-            continue
-        value = item.struct.field(f.name)
-        if f.xml_repeat is None:
-            parts.append(_wrap(path, _non_empty(_companion_value(value))))
-            continue
-        i = path.index(f.xml_repeat)
-        outer, repeated = path[:i], path[i:]
-        opening = "".join(f"<{n}>" for n in repeated)
-        closing = "".join(f"</{n}>" for n in reversed(repeated))
-        joined = value.list.eval(_companion_value(pl.element())).list.join(closing + opening)
-        body = pl.concat_str([pl.lit(opening), _non_empty(joined), pl.lit(closing)])
-        parts.append(_wrap(outer, body) if outer else body)
-    record = pl.concat_str(
-        [pl.lit(f"<{spec.element}>"), *parts, pl.lit(f"</{spec.element}>")], ignore_nulls=True
+    tree = spec.item_tree()
+    has_value = pl.any_horizontal(
+        [
+            item.struct.field(f.name).list.len() > 0 if f.is_list else item.struct.field(f.name).is_not_null()
+            for f in spec.fields
+            if f.name
+        ]
     )
+    body = pl.concat_str([_item_part(c, item) for c in tree.children], ignore_nulls=True)
+    whole = pl.concat_str([pl.lit(f"<{tree.name}>"), body, pl.lit(f"</{tree.name}>")])
+    record = pl.when(has_value).then(whole)
     return _non_empty(pl.col(column).list.eval(record).list.join(""))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from lxml import etree
 
 from snapmap_pipeline.core.export.xml import PlanGroup, PlanLeaf, record_plan
-from snapmap_pipeline.core.schema import CompanionSpec, EntitySchema, FieldSpec, load_all
+from snapmap_pipeline.core.schema import CompanionSpec, EntitySchema, FieldSpec, ItemNode, load_all
 from snapmap_pipeline.logs import get_logger
 
 log = get_logger(__name__)
@@ -65,6 +65,8 @@ def _required(node: PlanGroup | PlanLeaf, required: set[str]) -> bool:
 
 
 def _repeats(node: PlanGroup | PlanLeaf) -> bool:
+    if isinstance(node, PlanLeaf) and node.companion is not None:
+        return bool(node.companion.container)  # a bare companion element is one per record
     return isinstance(node, PlanLeaf) and node.kind in ("list", "custom", "custom_list", "companion")
 
 
@@ -123,7 +125,8 @@ def _node(
             _simple_type(element, spec, spec.type)
         return
     if node.kind == "companion" and node.companion is not None:
-        element = _el(model, "element", name=node.element, minOccurs=min_occurs, maxOccurs="unbounded")
+        repeats = "unbounded" if node.companion.container else None
+        element = _el(model, "element", name=node.element, minOccurs=min_occurs, maxOccurs=repeats)
         _companion_item(_el(element, "complexType"), node.companion)
         return
     if node.kind == "list":
@@ -152,30 +155,55 @@ def _node(
 
 def _companion_item(item_type: etree._Element, spec: CompanionSpec) -> None:
     """One companion item: its elements in declared order (Eightfold's item types are sequences or
-    xs:all; the writer emits this order). A constant or required element must occur; a list field
-    repeats its `xml_repeat` segment inside its container."""
+    xs:all; the writer emits this order), fields sharing a path prefix under one element. A constant or
+    required element must occur, as must the elements on a value's path inside its group; a list field
+    repeats its `xml_repeat` segment (with any constants declared inside it)."""
     model = _el(item_type, "sequence")
-    for f in spec.fields:
-        path = [p for p in f.xml.split("/") if p]
+    tree = spec.item_tree()
+    for child in tree.children:
+        _item_node(model, child, tree, top=True)
+
+
+def _always(node: ItemNode) -> bool:
+    """Whether the writer always writes the element once its item is written: it holds a constant or a
+    required value (a repeated element: its value is required; its constants come with each value)."""
+    if node.repeated:
+        return any(f.required for f in node.fields() if f.name)
+    if node.field is not None:
+        return node.field.value is not None or node.field.required
+    return any(_always(c) for c in node.children)
+
+
+def _item_node(
+    model: etree._Element, node: ItemNode, parent: ItemNode, *, top: bool = False, inside: bool = False
+) -> None:
+    """`top`: a child of the item itself; `inside`: under a repeated element, where everything (the one
+    value and the constants) is written."""
+    named = {f.name for f in node.fields() if f.name}
+    # A group is written only when a value under it is, so a child holding all of its values is always in it.
+    whole = not top and bool(named) and named == {f.name for f in parent.fields() if f.name}
+    if node.repeated:
+        [f] = [f for f in node.fields() if f.name]
+        min_occurs = "1" if f.required else "0"
+    else:
+        min_occurs = "1" if inside or _always(node) or whole else "0"
+    element = _el(
+        model,
+        "element",
+        name=node.name,
+        minOccurs=min_occurs,
+        maxOccurs="unbounded" if node.repeated else None,
+    )
+    if node.field is not None:
+        f = node.field
         value = FieldSpec(
             name=f.name or f.xml, type=f.type, no_whitespace=f.no_whitespace, max_length=f.max_length
         )
-        required = f.required or f.value is not None
-        target = model
-        for depth, part in enumerate(path):
-            last = depth == len(path) - 1
-            repeated = part == f.xml_repeat
-            element = _el(
-                target,
-                "element",
-                name=part,
-                minOccurs="1" if required or (depth and not repeated) else "0",
-                maxOccurs="unbounded" if repeated else None,
-            )
-            if last:
-                _simple_type(element, value, f.type)
-            else:
-                target = _el(_el(element, "complexType"), "sequence")
+        _simple_type(element, value, f.type)
+        return
+    inner = _el(_el(element, "complexType"), "sequence")
+    for child in node.children:
+        _item_node(inner, child, node, inside=inside or node.repeated)
 
 
 def _full_plan(schema: EntitySchema, operation: str) -> PlanGroup:
