@@ -551,54 +551,49 @@ def process_path(
         block_bytes = max(MIN_BLOCK_BYTES, chunk_rows * avg_row)
         del df, prefix
 
-        # The quality worker starts once the mapping child has exited (the two never hold memory at
-        # once), so GX's import overlaps both passes and its suite overlaps the export.
-        with _background_quality() if quality else contextlib.nullcontext() as background:
-            # -- pass 1: day/month evidence, repeated keys and emails, unknown references ----------
-            vsettings = tenant_settings(tenant, settings)
-            scan_args = (layout, mapping, schema, block_bytes, drop_time, tenant, vsettings)
-            try:
-                scan = _scan_pass(src, *scan_args)
-            except pl.exceptions.ComputeError as exc:
-                if "utf-8" not in str(exc).lower() or src != path:
-                    raise InputError(
-                        f"'{filename}' could not be parsed as CSV ({exc}). "
-                        "Check that it is a plain CSV export.",
-                        code="malformed_csv",
-                        file=filename,
-                    ) from exc
-                # Valid UTF-8 at the start, not later: legacy-decode it as read.py would.
-                from snapmap_pipeline.core.read import DETECT_BYTES, _decode_legacy
+        # -- pass 1: day/month evidence, repeated keys and emails, unknown references --------------
+        vsettings = tenant_settings(tenant, settings)
+        scan_args = (layout, mapping, schema, block_bytes, drop_time, tenant, vsettings)
+        try:
+            scan = _scan_pass(src, *scan_args)
+        except pl.exceptions.ComputeError as exc:
+            if "utf-8" not in str(exc).lower() or src != path:
+                raise InputError(
+                    f"'{filename}' could not be parsed as CSV ({exc}). Check that it is a plain CSV export.",
+                    code="malformed_csv",
+                    file=filename,
+                ) from exc
+            # Valid UTF-8 at the start, not later: legacy-decode it as read.py would.
+            from snapmap_pipeline.core.read import DETECT_BYTES, _decode_legacy
 
-                with path.open("rb") as fh:
-                    encoding = _decode_legacy(fh.read(DETECT_BYTES), filename)[1]
-                read_report.encoding = encoding
-                read_report.warnings.append(
-                    "the file is not valid UTF-8 after its first bytes; decoded as " + encoding
-                )
-                src = tmp / "source.utf8.csv"
-                _transcode(path, encoding, src, filename)
-                scan = _scan_pass(src, *scan_args)
-
-            # -- pass 2: map, transform, validate, export block by block ---------------------------
-            totals = _Totals()
-            outputs = _export_pass(
-                src,
-                out_dir,
-                layout=layout,
-                mapping=mapping,
-                schema=schema,
-                operation=operation,
-                scan=scan,
-                block_bytes=block_bytes,
-                drop_time=drop_time,
-                tenant=tenant,
-                settings=vsettings,
-                totals=totals,
-                quality=quality,
-                filename=filename,
-                background=background,
+            with path.open("rb") as fh:
+                encoding = _decode_legacy(fh.read(DETECT_BYTES), filename)[1]
+            read_report.encoding = encoding
+            read_report.warnings.append(
+                "the file is not valid UTF-8 after its first bytes; decoded as " + encoding
             )
+            src = tmp / "source.utf8.csv"
+            _transcode(path, encoding, src, filename)
+            scan = _scan_pass(src, *scan_args)
+
+        # -- pass 2: map, transform, validate, export block by block -------------------------------
+        totals = _Totals()
+        outputs = _export_pass(
+            src,
+            out_dir,
+            layout=layout,
+            mapping=mapping,
+            schema=schema,
+            operation=operation,
+            scan=scan,
+            block_bytes=block_bytes,
+            drop_time=drop_time,
+            tenant=tenant,
+            settings=vsettings,
+            totals=totals,
+            quality=quality,
+            filename=filename,
+        )
 
     if totals.blanks:
         read_report.warnings.append(f"{totals.blanks} blank line(s) skipped")
@@ -680,7 +675,6 @@ def _export_pass(
     totals: _Totals,
     quality: bool,
     filename: str,
-    background: Any = None,
 ) -> dict[str, Any]:
     """Pass 2: every block through transform and validate; XML, CSV and quarantine appended to their
     `*.part` files, renamed at the end. Any failure removes the parts and re-raises."""
@@ -696,7 +690,6 @@ def _export_pass(
     csv_state: dict[str, Any] = {"reason": None, "blank": {}, "files": [], "rows": 0}
     sample: list[pl.DataFrame] = []
     sample_rows = settings.quality_sample_rows
-    pending: dict[str, Any] = {"quality": None}  # the quality report's Future, once the sample is full
     q_path = out_dir / "quarantine.csv"
     xml_path = out_dir / f"{schema.entity}.xml"
     csv_path = out_dir / f"{schema.csv_file}.csv"
@@ -768,10 +761,8 @@ def _export_pass(
             _append(part, _part(q_path), first)
             del df
             _csv_batch(result.valid, first)
-            if quality and pending["quality"] is None:
+            if quality and sum(s.height for s in sample) < sample_rows:
                 sample.append(result.valid.head(sample_rows - sum(s.height for s in sample)))
-                if sum(s.height for s in sample) >= sample_rows:
-                    pending["quality"] = _submit_quality(background, sample, schema, operation, out_dir)
             # The XML goes out in smaller slices: each slice's text is held until the XSD worker has
             # checked it, so this bounds that memory (and the lxml tree built from it).
             yield from result.valid.iter_slices(XML_SLICE_ROWS)
@@ -819,10 +810,14 @@ def _export_pass(
         if totals.rows_valid + totals.rows_quarantined != totals.rows_in:  # pragma: no cover - a bug
             raise InputError("row conservation broken while streaming", code="row_conservation")
         if quality:
-            if pending["quality"] is None:  # fewer valid rows than the sample: the whole file
-                pending["quality"] = _submit_quality(background, sample, schema, operation, out_dir)
-            summary = pending["quality"].result()
-            summary["sampled"] = totals.rows_valid > summary["sample_rows"]
+            # In this process, after the export: a background worker (as in memory) would hold GX and
+            # its sample beside the blocks, and the bounded-memory promise is this path's reason to be.
+            from snapmap_pipeline.core.quality import run_quality
+
+            frame = pl.concat(sample) if sample else pl.DataFrame()
+            sample.clear()
+            summary = run_quality(frame, schema, operation, out_dir / "quality", sample_rows=sample_rows)
+            summary["sampled"] = totals.rows_valid > frame.height
             summary["rows_valid"] = totals.rows_valid
     except BaseException:
         with contextlib.suppress(Exception):
@@ -881,31 +876,6 @@ def _export_pass(
     if summary is not None:
         outputs["quality"] = summary
     return outputs
-
-
-def _background_quality() -> Any:
-    from snapmap_pipeline.core.quality import BackgroundQuality
-
-    return BackgroundQuality()
-
-
-def _submit_quality(
-    background: Any, sample: list[pl.DataFrame], schema: EntitySchema, operation: str, out_dir: Path
-) -> Any:
-    """The quality report on the sample: in the background worker (started with the run, so GX's import
-    and the suite overlap the export), or here when there is none. Returns a Future of the summary."""
-    from concurrent.futures import Future
-
-    frame = pl.concat(sample) if sample else pl.DataFrame()
-    sample.clear()
-    if background is not None:
-        return background.submit(frame, schema, operation, out_dir / "quality", sample_rows=frame.height)
-    from snapmap_pipeline.core.quality import run_quality
-
-    done: Future[dict[str, Any]] = Future()
-    rows = max(1, frame.height)
-    done.set_result(run_quality(frame, schema, operation, out_dir / "quality", sample_rows=rows))
-    return done
 
 
 def _blank_to_null(frame: pl.DataFrame, fields: list[str]) -> pl.DataFrame:
