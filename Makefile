@@ -17,6 +17,8 @@ UI_PORT ?= 3000
 .PHONY: setup run ui test test-fast bench lint format clean
 
 setup: $(STAMP)
+	@# every schema's field index into the artifacts store, so the first `snapmap map` is warm
+	@$(BIN)/python -c "from snapmap_pipeline.core.mapping.semantic import prebuild; prebuild()"
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)

@@ -26,6 +26,11 @@ log = get_logger(__name__)
 W_FIT, W_KEY, W_REQUIRED = 0.45, 0.35, 0.20  # how the header evidence is made up
 W_HINT = 0.5  # a file-name hint (EMPLOYEE-MAIN_2024.csv, candidates.xlsx)
 TEMPERATURE = 0.08
+# A few columns are weak evidence: the headers they share (EMAIL, LOCATION, JOB_CODE) fit several
+# entities, so a small lead must not read as certainty. Below this many columns the softmax is softened
+# by sqrt(FEW_COLUMNS / n) (one column: ~2.8x), so a short list clears the threshold only on a clear lead
+# (its own key, a file-name hint).
+FEW_COLUMNS = 8
 MIN_EVIDENCE = 0.35  # header evidence below this caps the confidence
 MAPPED = 0.5
 
@@ -123,7 +128,8 @@ def infer_entity(
         evidence[name] = ev
         totals[name] = ev + W_HINT * _hint(fw, schema, glossary.entity_words(schema.entity))
     top = max(totals.values())
-    exps = {e: math.exp((t - top) / TEMPERATURE) for e, t in totals.items()}
+    temperature = TEMPERATURE * math.sqrt(max(1.0, FEW_COLUMNS / max(len(columns), 1)))
+    exps = {e: math.exp((t - top) / temperature) for e, t in totals.items()}
     z = sum(exps.values())
     probs = {e: v / z for e, v in exps.items()}
     ranked = sorted(probs.items(), key=lambda kv: -kv[1])

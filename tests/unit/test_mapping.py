@@ -536,3 +536,34 @@ def test_spaced_dash_and_colon_split_paths_but_not_words():
     assert variants("Email - Work")[0] == ["email", "work"]
     assert ["first", "name"] in variants("Person: First Name")
     assert ["start"] not in variants("Time:Start")  # no space after the colon: one segment
+
+
+def test_salesforce_custom_fields_read_as_their_object_path(employee, settings):
+    """`ns__Field__c` and `ns__Object__r.Name`: the namespace and suffixes say nothing, the path does."""
+    assert words("acme__Hire_Date__c") == ["hire", "date"]
+    assert words("acme__Manager__r.Email") == ["manager", "email"]
+    assert words("Plain__Header") == ["plain", "header"]  # no __c / __r: left alone
+    got = map_columns(
+        ["acme__Hire_Date__c", "acme__Manager__r.Email", "xyz__Location__r.Name"],
+        None,
+        employee,
+        settings=settings,
+    ).targets()
+    assert got == {
+        "acme__Hire_Date__c": "HIRING_DATE",
+        "acme__Manager__r.Email": "MANAGER_EMAIL",
+        "xyz__Location__r.Name": "LOCATION",
+    }
+
+
+def test_compounds_written_apart_and_name_leaves(employee, settings):
+    """A glossary word split by camelCase or `_` (VoorNaam, Voor_Naam) is still that word; a Dutch/German
+    `.Omschrijving`/`.Bezeichnung` leaf is the object's name; `_werk`/`_prive` qualify, not replace."""
+    cols = ["VoorNaam", "Afdeling.Omschrijving", "Stelle.Bezeichnung", "Email_prive"]
+    got = map_columns(cols, None, employee, settings=settings).targets()
+    assert got == {
+        "VoorNaam": "FIRST_NAME",
+        "Afdeling.Omschrijving": "BUSINESS_UNIT",
+        "Stelle.Bezeichnung": "TITLE",
+        "Email_prive": "PERSONAL_EMAIL",
+    }

@@ -41,9 +41,24 @@ def _split_segment(segment: str) -> list[str]:
     return [t for t in _NON_WORD.sub(" ", segment).split() if t]
 
 
+# Salesforce custom objects: `ns__FieldName__c` (a managed package's namespace, a custom-field suffix) and
+# `ns__Object__r.Name` (a relationship path: the related object's Name)
+_SF_MARK = re.compile(r"__(?:c|r)\b")
+_SF_NAMESPACE = re.compile(r"^[A-Za-z][A-Za-z0-9]*__(?=[A-Za-z])")
+_SF_SUFFIX = re.compile(r"__(?:c|r)(?=\.|$)")
+
+
+def salesforce(header: str) -> str:
+    """`hr2d__Department__r.Name` → `Department.Name`, `ns__EmailWork__c` → `EmailWork`: the namespace
+    and the custom-field / relationship suffixes carry no meaning, the object path does."""
+    if not _SF_MARK.search(header):
+        return header
+    return _SF_SUFFIX.sub("", _SF_NAMESPACE.sub("", header.strip()))
+
+
 def segments(header: str) -> list[list[str]]:
     """Path segments of a header, each as its words: '/person/legalName/givenName' → 3 segments."""
-    parts = [p for p in _PATH.split(fold(str(header)).strip()) if p and p.strip()]
+    parts = [p for p in _PATH.split(salesforce(fold(str(header)).strip())) if p and p.strip()]
     out = [_split_segment(p) for p in parts]
     return [s for s in out if s]
 
@@ -354,6 +369,27 @@ def _time_suffix(ws: list[str], glossary: Glossary) -> list[str]:
     return ws
 
 
+def _join_tokens(ws: list[str], glossary: Glossary) -> list[str]:
+    """Two written-apart words that together are one glossary word: `AchterNaam`, `Roep_Naam` (camelCase
+    and underscores split compounds the glossary knows whole) → achternaam."""
+    # a left-to-right pass over a handful of header words (not a data loop)
+    out: list[str] = []
+    i = 0
+    while i < len(ws):
+        if (
+            i + 1 < len(ws)
+            and ws[i].isalpha()
+            and ws[i + 1].isalpha()
+            and ws[i] + ws[i + 1] in glossary.tokens
+        ):
+            out.append(ws[i] + ws[i + 1])
+            i += 2
+            continue
+        out.append(ws[i])
+        i += 1
+    return out
+
+
 def _expand_tokens(ws: list[str], glossary: Glossary) -> list[str]:
     out: list[str] = []
     for w in ws:
@@ -376,7 +412,7 @@ def canonical(
 ) -> list[str]:
     """Expand abbreviations, rewrite phrases (jargon, other languages), mark the entity's own words as
     `self`, drop stop words, stem. Both headers and field texts go through this."""
-    ws = _phrases(_time_suffix(ws, glossary), glossary)
+    ws = _phrases(_time_suffix(_join_tokens(ws, glossary), glossary), glossary)
     expanded = _expand_tokens(_expand_tokens(ws, glossary), glossary)
     expanded = _phrases(expanded, glossary)
     # second pass: a token expansion can complete a phrase (doh → date of hire → hire date)
@@ -456,7 +492,7 @@ def expanded_text(header: str, glossary: Glossary, vocab: frozenset[str] = froze
     ws = words(header)
     if vocab:
         ws = split_compounds(ws, vocab)
-    ws = _phrases(_time_suffix(ws, glossary), glossary)
+    ws = _phrases(_time_suffix(_join_tokens(ws, glossary), glossary), glossary)
     out: list[str] = []
     for w in ws:
         out.extend(_token(w, glossary))
