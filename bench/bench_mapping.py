@@ -9,7 +9,7 @@ null precision, confidence calibration, warm time for 50 headers, the semantic f
 time, and a cold `snapmap map` (subprocess, median of 3).
 
 Run: .venv/bin/python bench/bench_mapping.py [--splits dev,holdout,...]   (a temp artifacts root; touches
-nothing else). Only the named splits are read; the default is the six above (never fresh5).
+nothing else). Only the named splits are read; the default is all seven.
 """
 
 from __future__ import annotations
