@@ -1,12 +1,11 @@
 """Combining signals into one calibrated score, and the one-to-one assignment over the whole file
-(Hungarian, scipy's linear_sum_assignment). List fields take up to LIST_SLOTS columns; any column may
-map to nothing when no field beats the null threshold.
+(Hungarian, scipy's linear_sum_assignment, when columns compete for a field). List fields take up to
+LIST_SLOTS columns; any column may map to nothing when no field beats the null threshold.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 # Below this a column maps to nothing (distractors: "Shirt Size", "Tax Withholding"). Chosen on the
 # labelled sets reweighted to ~15% distractors, the share in real exports (most columns are mappable).
@@ -54,9 +53,38 @@ def assign(
         sub = scores[:, slots].astype(np.float64)
         value[:, : len(slots)] = np.where(sub >= null_threshold, sub, 0.0)
     value[:, len(slots) :] = null_threshold  # one "nothing" slot per column
+    best = _uncontested(value[:, : len(slots)], slots, is_list, null_threshold)
+    if best is not None:
+        return best
+    # Only now: importing scipy.optimize costs about a second, paid by every CLI run and Dagster step.
+    from scipy.optimize import linear_sum_assignment
+
     rows, cols = linear_sum_assignment(value, maximize=True)
     out: list[int | None] = [None] * n_cols
     for r, c in zip(rows, cols, strict=True):
         if c < len(slots) and value[r, c] >= null_threshold and value[r, c] > 0:
             out[r] = slots[c]
     return out
+
+
+def _uncontested(
+    value: np.ndarray, slots: list[int], is_list: list[bool], null_threshold: float
+) -> list[int | None] | None:
+    """Each column's own best field when no field is wanted by more columns than it takes, else None.
+
+    Then every column has its row maximum, which bounds any assignment's total from above, so this is
+    the optimum the Hungarian method would find (up to exact ties).
+    """
+    if not slots:
+        return [None] * value.shape[0]
+    top = value.argmax(axis=1)
+    picks = [
+        slots[c] if value[r, c] >= null_threshold and value[r, c] > 0 else None for r, c in enumerate(top)
+    ]
+    taken: dict[int, int] = {}
+    for f in picks:  # a loop over the file's columns, not rows
+        if f is not None:
+            taken[f] = taken.get(f, 0) + 1
+            if taken[f] > (LIST_SLOTS if is_list[f] else 1):
+                return None
+    return picks
