@@ -146,6 +146,7 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
     fields = [f.name for f in schema.fields]
     fidx = {n: i for i, n in enumerate(fields)}
     vocab = sorted({t for x in texts for t in x.canon})
+    own_words = frozenset(vocab)  # every canonical word of the schema's field texts
     vidx = {t: i for i, t in enumerate(vocab)}
     # token weight: rarer across this schema's fields → more telling (1/sqrt of field frequency)
     df: dict[str, set[str]] = {}
@@ -207,8 +208,8 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
             if len(hint) == 1
         )
         | glossary.other_people
-        | (glossary.other_objects - _field_vocab(schema, glossary, selfw)),
-        others=glossary.other_people | (glossary.other_objects - _field_vocab(schema, glossary, selfw)),
+        | (glossary.other_objects - own_words),
+        others=glossary.other_people | (glossary.other_objects - own_words),
         seg_vocab=segment_vocab(
             glossary,
             [t for f in schema.fields for t in (f.name.replace("_", " "), f.description, *f.aliases)],
@@ -240,16 +241,6 @@ def _person_name(canon: tuple[str, ...], glossary: Glossary) -> bool:
     if len(canon) < 2 or glossary.head_kinds.get(canon[-1]) != "name" or canon[-1] != stem("name"):
         return False
     return any(w == SELF or w in glossary.other_people or w in glossary.person_name_words for w in canon[:-1])
-
-
-def _field_vocab(schema: EntitySchema, glossary: Glossary, selfw: dict) -> frozenset[str]:
-    """Every canonical word of the schema's field names and aliases."""
-    return frozenset(
-        t
-        for spec in schema.fields
-        for _, ws in _texts(spec, glossary)
-        for t in canonical(ws, glossary, selfw)
-    )
 
 
 def _text_heads(texts: list[FieldText], fidx: dict[str, int]) -> dict[str, frozenset[int]]:
