@@ -167,3 +167,25 @@ def test_bad_override_files_say_what_is_wrong(settings):
 def test_example_tenant_file_is_valid():
     o = load_overrides("example")
     assert o.entity and o.columns and o.date_order in ("dmy", "mdy")
+
+
+def test_field_index_read_back_from_lancedb_alone(tmp_path: Path) -> None:
+    """As on S3, where there is no local copy of the field index: the LanceDB table alone gives the same
+    vectors, the "no field" sink rows included."""
+    import numpy as np
+
+    from snapmap_pipeline.core.mapping import semantic
+
+    schema = load_schema("course")
+    uri = str(tmp_path / "lancedb")
+    built = semantic.field_vectors(schema, uri)
+    assert built is not None
+    semantic._FIELD_CACHE.clear()
+    copy = semantic._sidecar(uri, semantic._table_name(schema))
+    assert copy is not None and copy.exists()
+    copy.unlink()
+    again = semantic.field_vectors(schema, uri)
+    assert again is not None
+    assert np.array_equal(again.text_field, built.text_field)
+    assert np.allclose(again.matrix, built.matrix)
+    assert copy.exists(), "the copy is written back for the next process"

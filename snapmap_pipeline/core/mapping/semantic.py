@@ -214,7 +214,8 @@ def field_vectors(schema: EntitySchema, lancedb_uri: str) -> FieldVectors | None
     if matrix is None:
         matrix, text_field = _read_table(lancedb_uri, name, fidx)
         if matrix is not None:
-            _write_sidecar(lancedb_uri, name, [fields[i] for i in text_field], matrix)
+            names = [*fields, NULL_FIELD]  # the sink's rows point one past the fields
+            _write_sidecar(lancedb_uri, name, [names[i] for i in text_field], matrix)
     if matrix is None:
         start = time.perf_counter()
         pairs = index_texts(schema)
