@@ -45,6 +45,8 @@ elif kind == "read_ours":
     run = lambda s, o: {"rows": read_bytes(s.read_bytes(), s.name)[0].height}
 res = run(src, out)
 res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# the largest child (the quality worker in memory, the mapping process when streamed): it runs beside
+res["peak_rss_child_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 sys.stdout.write("\n@@" + json.dumps(res) + "\n")
 """
 

@@ -1,11 +1,14 @@
 """Many-files throughput: N dropped files across T tenants through the drop sensor, the queued run
-coordinator and the daemon (instance on a real PostgreSQL), with the multiprocess executor and a pool
-limit on the embedding steps. Reports files per minute and proves no file ran twice or was skipped.
+coordinator and the daemon (instance on a real PostgreSQL), with the project's executor (small files in
+one process, big ones one process per step) and a pool limit on the embedding steps. Reports files per
+minute, where a run's time goes (queue, launch, step process starts, step bodies) and the CPU seconds
+each file cost, and proves no file ran twice or was skipped.
 
     python -m bench --many-files                         # 200 files, 5 tenants
-    python -m bench.many_files --files 20 --executor forkserver
+    python -m bench.many_files --files 40 --tenants 5 --out /tmp/many_files_40.json
+    python -m bench.many_files --files 20 --executor forkserver   # every run one process per step
 
-Writes bench/results/many_files.json and prints a small table. Needs PostgreSQL (initdb/pg_ctl).
+Writes bench/results/many_files.json (or --out) and prints a small table. Needs PostgreSQL.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +82,95 @@ def pool_step_intervals(instance: Any, run_ids: list[str]) -> list[tuple[float, 
     return spans
 
 
+class GroupCpu:
+    """CPU seconds used by a process group (the daemon, its code server, the runs and their steps),
+    sampled from /proc twice a second: a process that lives under half a second may be missed, so this
+    is a lower bound."""
+
+    def __init__(self, group: int, interval: float = 0.5) -> None:
+        self.group = group
+        self.interval = interval
+        self._seen: dict[tuple[int, str], float] = {}
+        self._stop = threading.Event()
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._thread = threading.Thread(target=self._loop, name="group-cpu", daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        for entry in os.scandir("/proc"):  # every process; only this group's are kept
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # after the command: state ppid pgrp ... utime(12) stime(13) ... starttime(20), 0-based here
+            if int(fields[2]) != self.group:
+                continue
+            self._seen[(int(entry.name), fields[19])] = (int(fields[11]) + int(fields[12])) / self._tick
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def stop(self) -> float:
+        """Stop sampling; the group's CPU seconds so far."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return round(sum(self._seen.values()), 1)
+
+
+def run_phases(instance: Any, run_ids: list[str]) -> dict[str, Any]:
+    """Where a run's time goes, as medians over the runs (seconds), from their event logs: the queue
+    (enqueued → starting), the launch (starting → the run worker's RUN_START: process start and code
+    load), each step's process start (worker starting → step start; none in one process) and body (its
+    inputs, work, outputs and events), and the run's whole span."""
+    import dagster as dg
+
+    T = dg.DagsterEventType
+    phases: dict[str, list[float]] = {}
+    steps: dict[str, dict[str, list[float]]] = {}
+
+    def add(bucket: dict[str, list[float]], name: str, a: float | None, b: float | None) -> None:
+        if a is not None and b is not None:
+            bucket.setdefault(name, []).append(b - a)
+
+    for run_id in run_ids:  # one event-log query per run
+        first: dict[Any, float] = {}
+        step_first: dict[tuple[str, Any], float] = {}
+        for rec in instance.get_records_for_run(run_id, limit=10_000).records:
+            entry = rec.event_log_entry
+            ev = entry.dagster_event
+            if ev is None:
+                continue
+            if ev.step_key is None:
+                first.setdefault(ev.event_type, entry.timestamp)
+            else:
+                step_first.setdefault((ev.step_key, ev.event_type), entry.timestamp)
+        end = first.get(T.RUN_SUCCESS, first.get(T.RUN_FAILURE))
+        add(phases, "queued", first.get(T.RUN_ENQUEUED), first.get(T.RUN_STARTING))
+        add(phases, "launch", first.get(T.RUN_STARTING), first.get(T.RUN_START))
+        add(phases, "run_start_to_end", first.get(T.RUN_START), end)
+        add(phases, "enqueued_to_end", first.get(T.RUN_ENQUEUED), end)
+        step_times = [t for (_, et), t in step_first.items() if et in (T.STEP_START,)]
+        add(phases, "run_start_to_first_step", first.get(T.RUN_START), min(step_times, default=None))
+        for key in {k for k, _ in step_first}:
+            bucket = steps.setdefault(key, {})
+            starting = step_first.get((key, T.STEP_WORKER_STARTING))
+            add(bucket, "process_start", starting, step_first.get((key, T.STEP_START)))
+            done = step_first.get((key, T.STEP_SUCCESS), step_first.get((key, T.STEP_FAILURE)))
+            add(bucket, "body", step_first.get((key, T.STEP_START)), done)
+
+    def med(values: list[float]) -> float:
+        return round(statistics.median(values), 2)
+
+    return {
+        "run": {k: med(v) for k, v in phases.items()},
+        "steps": {k: {n: med(v) for n, v in b.items()} for k, b in sorted(steps.items())},
+    }
+
+
 def run(
     *,
     files: int,
@@ -119,12 +212,15 @@ def run(
             "TOKENIZERS_PARALLELISM": "false",
         }
         config = deploy_instance_config(max_concurrent_runs=max_runs, tenant_limit=tenant_limit)
-        dep = DaemonDeployment(work / "dagster_home", env, config, executor=executor)
+        # "auto": the project's definitions as deployed (the sensor picks in_process for small files)
+        chosen = None if executor == "auto" else executor
+        dep = DaemonDeployment(work / "dagster_home", env, config, executor=chosen)
         dep.set_pool_limit(EMBEDDING_POOL, pool_limit)
         os.environ.update({k: v for k, v in pg.env().items()})  # this process's instance reads them
         instance = dg.DagsterInstance.from_config(str(dep.home))
         t0 = time.time()
         dep.start_daemon()
+        cpu = GroupCpu(dep.proc.pid)  # start_new_session: the group id is the daemon's PID
         in_flight = [
             dg.DagsterRunStatus.QUEUED,
             dg.DagsterRunStatus.NOT_STARTED,
@@ -139,6 +235,7 @@ def run(
             if total >= files and busy == 0:
                 break
             time.sleep(2)
+        cpu_s = cpu.stop()
         records = instance.get_run_records(dg.RunsFilter(job_name="process_drop"))
         succeeded = {
             r.dagster_run.tags.get("snapmap/hash")
@@ -200,6 +297,10 @@ def run(
             "run_s_p90": round(sorted(durations)[int(0.9 * (len(durations) - 1))], 2) if durations else None,
             "max_concurrent_runs_seen": max_overlap(spans),
             "max_concurrent_pool_steps_seen": max_overlap(pool_spans),
+            "cpu_s": cpu_s,
+            "cpu_s_per_file": round(cpu_s / len(succeeded), 1) if succeeded else None,
+            "runs_in_process": sum(1 for r in records if r.dagster_run.tags.get("snapmap/executor")),
+            "phases": run_phases(instance, [r.dagster_run.run_id for r in records]),
             "complete": set(expected.values()) <= succeeded,
         }
         if not result["complete"]:
@@ -220,7 +321,7 @@ def table(res: dict[str, Any]) -> str:
     s = res["setup"]
     rows = [
         ("files / tenants", f"{s['files']} / {s['tenants']} ({s['rows_per_file']} rows each)"),
-        ("executor", s["executor"]),
+        ("executor", f"{s['executor']} ({res['runs_in_process']} runs in one process)"),
         (
             "limits",
             f"runs {s['max_concurrent_runs']}, per tenant {s['tenant_limit']}, pool {s['pool_limit']}",
@@ -239,6 +340,7 @@ def table(res: dict[str, Any]) -> str:
             "max concurrent runs / pool steps",
             f"{res['max_concurrent_runs_seen']} / {res['max_concurrent_pool_steps_seen']}",
         ),
+        ("CPU (daemon, code server, runs)", f"{res['cpu_s']} s, {res['cpu_s_per_file']} s per file"),
         ("load average at end", " ".join(str(x) for x in res["machine"]["loadavg_at_end"])),
     ]
     width = max(len(k) for k, _ in rows)
@@ -253,7 +355,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-runs", type=int, default=4, help="QueuedRunCoordinator max_concurrent_runs")
     ap.add_argument("--tenant-limit", type=int, default=2, help="runs at once per tenant (tag limit)")
     ap.add_argument("--pool-limit", type=int, default=2, help=f"slots in the {EMBEDDING_POOL} pool")
-    ap.add_argument("--executor", choices=("spawn", "forkserver", "in_process"), default="forkserver")
+    ap.add_argument(
+        "--executor",
+        choices=("auto", "spawn", "forkserver", "in_process"),
+        default="auto",
+        help="auto: the project's definitions (in_process below SNAPMAP_IN_PROCESS_BELOW_BYTES); the "
+        "others force one executor for every run",
+    )
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--out", type=Path, default=RESULTS / "many_files.json")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (drops, artifacts, logs)")

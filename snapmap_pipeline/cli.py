@@ -6,6 +6,7 @@ reason on stderr) · 3 blocked: a mapping or the entity needs review (the report
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -14,6 +15,10 @@ from typing import Annotated
 import typer
 
 from snapmap_pipeline.errors import SnapMapError
+
+# From about 10,000 rows (~3 MB of a typical export) GX runs the quality suite, and its worker is worth
+# starting early; below, the polars engine runs the suite in process in milliseconds.
+QUALITY_WORKER_ABOVE_BYTES = 2 * 1024 * 1024
 
 app = typer.Typer(
     add_completion=False,
@@ -224,6 +229,7 @@ def process(
 ) -> None:
     """Process files into DIR/<file-stem>/: XML, Eightfold CSV, quarantine.csv, report.json, quality/."""
     from snapmap_pipeline.core.quality import BackgroundQuality
+    from snapmap_pipeline.settings import get_settings
 
     worst = 0
     summaries = []
@@ -231,8 +237,12 @@ def process(
         companions = {c.name: _read_file(c) for c in companion or []}
     except SnapMapError as exc:
         _fail(exc)
-    # The quality worker starts now, so GX's slow import overlaps reading and mapping the first file.
-    with BackgroundQuality() as background:
+    # The quality worker starts now, so GX's slow import overlaps reading and mapping the first file; only
+    # when a file processed in memory is large enough for GX to run its suite (small ones use polars).
+    settings = get_settings()
+    sizes = [f.stat().st_size for f in files if f.is_file()]
+    worker = any(QUALITY_WORKER_ABOVE_BYTES < n <= settings.stream_above_bytes for n in sizes)
+    with BackgroundQuality() if worker else contextlib.nullcontext() as background:
         for f in files:
             code, summary = _process_one(
                 f, out, entity, tenant, operation, background, as_json, companions=companions

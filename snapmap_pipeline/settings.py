@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     webmail_domains: str = DEFAULT_WEBMAIL
     date_order: str | None = Field(None, description="Force 'dmy' or 'mdy' for ambiguous dates.")
     quality_sample_rows: int = 20_000
+    quality_gx_min_rows: int = Field(
+        10_000,
+        description="From this many checked rows Great Expectations runs the quality suite (with Data "
+        "Docs); below it the same expectations run in polars (GX's import is a fixed 3-5 s).",
+    )
+    in_process_below_bytes: int = Field(
+        16 * 1024 * 1024,
+        description="A dropped file below this size runs every step in its run's own process "
+        "(0: always one process per step).",
+    )
     xsd_full_check_rows: int = Field(
         250_000,
         description="Up to this many rows every record is checked against the XSD while writing; "

@@ -12,14 +12,13 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from snapmap_pipeline.defs import daily, drops, ops  # noqa: E402
+from snapmap_pipeline.defs.executor import snapmap_executor  # noqa: E402
 from snapmap_pipeline.defs.resources import resources_for  # noqa: E402
 from snapmap_pipeline.settings import get_settings  # noqa: E402
 
-# Each step is a process; forkserver forks it from a server that imported the pipeline once per run,
-# instead of spawn's fresh interpreter per step re-importing dagster, polars and the pipeline.
-EXECUTOR = dg.multiprocess_executor.configured(
-    {"start_method": {"forkserver": {"preload_modules": ["snapmap_pipeline.defs"]}}}
-)
+# One process per step (forkserver, the pipeline preloaded) unless a run asks for `in_process`: the
+# drop sensor does for small files (defs/executor.py).
+EXECUTOR = snapmap_executor
 
 
 def build_defs(executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:

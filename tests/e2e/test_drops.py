@@ -103,3 +103,88 @@ def test_two_drops_each_run_their_own_partition(dagster_env):
     assert sorted(o.rows_in for o in outcomes) == [1, 3]
     for o in outcomes:
         assert all(check_results(dagster_env.instance, o.run_id).values())
+
+
+# -- the executor per run: one process for a small file, one per step above the threshold ----------------
+def drop_job(folder: Path):
+    """`process_drop` from a code location file, as a launched run loads it (its step processes too).
+    A file of the test's own, so the definitions are built for this test's settings, not the ones an
+    earlier test in this worker imported `snapmap_pipeline.defs` with."""
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    code = folder / "code_location.py"
+    code.write_text("from snapmap_pipeline.defs import build_defs\n\ndefs = build_defs()\n")
+    project = Path(__file__).resolve().parents[2]
+    repo = ReconstructableRepository.for_file(str(code), "defs", str(project))
+    return repo.get_reconstructable_job("process_drop")
+
+
+def _request(dagster_env, name: str, content: str) -> dg.RunRequest:
+    """The drop sensor's request for one file, evaluated as the daemon does: inside its definitions."""
+    dagster_env.drop(name, content)
+    sensor = dagster_env.defs.resolve_sensor_def("local_drop_sensor")
+    cursor, requests = None, []
+    for _ in range(2):  # a file is taken on its second look
+        with dg.build_sensor_context(
+            instance=dagster_env.instance,
+            cursor=cursor,
+            definitions=dagster_env.defs,
+            resources=dagster_env.defs.resources,
+            sensor_name="local_drop_sensor",
+        ) as ctx:
+            result = sensor(ctx)
+        cursor = result.cursor
+        for req in result.dynamic_partitions_requests or []:
+            dagster_env.instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+        requests += result.run_requests or []
+    assert len(requests) == 1
+    return requests[0]
+
+
+def _run(dagster_env, req: dg.RunRequest) -> tuple[dg.DagsterRun, set[str], set[str]]:
+    """Execute the request the way a launched run does (its run config, a reconstructable job); the run,
+    the steps that started their own process, and the steps that succeeded."""
+    with dg.execute_job(
+        drop_job(dagster_env.home),
+        instance=dagster_env.instance,
+        run_config=req.run_config,
+        tags={**req.tags, "dagster/partition": req.partition_key},
+    ) as result:
+        run_id = result.run_id
+    records = dagster_env.instance.get_records_for_run(run_id).records
+    events = [r.event_log_entry.dagster_event for r in records if r.event_log_entry.dagster_event]
+    T = dg.DagsterEventType
+    workers = {e.step_key for e in events if e.event_type == T.STEP_WORKER_STARTING}
+    done = {e.step_key for e in events if e.event_type == T.STEP_SUCCESS}
+    return dagster_env.instance.get_run_by_id(run_id), workers, done
+
+
+def test_a_small_drop_runs_every_step_in_one_process(dagster_env):
+    req = _request(dagster_env, "acme/workers.csv", GOOD)
+    assert req.run_config == {"execution": {"config": {"in_process": {}}}}
+    assert req.tags["snapmap/executor"] == "in_process"
+    run, workers, done = _run(dagster_env, req)
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert workers == set()  # no step process started
+    assert {"raw_upload", "field_mapping", "validated_frame", "eightfold_xml", "delivery"} <= done
+    assert "validated_frame_quality_suite" in done
+    assert all(check_results(dagster_env.instance, run.run_id).values())
+
+
+@pytest.mark.slow  # one process per step: ~20 s here, more under load
+def test_a_drop_above_the_threshold_runs_one_process_per_step(dagster_env, monkeypatch):
+    monkeypatch.setenv("SNAPMAP_IN_PROCESS_BELOW_BYTES", str(len(GOOD)))  # this file is not below it
+    req = _request(dagster_env, "acme/workers.csv", GOOD)
+    assert not req.run_config and "snapmap/executor" not in req.tags
+    run, workers, done = _run(dagster_env, req)
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert workers == done  # each step in a process of its own
+    assert all(check_results(dagster_env.instance, run.run_id).values())
+
+
+def test_a_deployment_with_another_executor_keeps_it(dagster_env):
+    from snapmap_pipeline.defs import build_defs
+
+    dagster_env.defs = build_defs(executor=dg.in_process_executor)  # its config has no in_process choice
+    req = _request(dagster_env, "acme/workers.csv", GOOD)
+    assert not req.run_config and "snapmap/executor" not in req.tags

@@ -1,4 +1,5 @@
-"""The great-expectations quality report: built from the schema, run on the valid frame, Data Docs written."""
+"""The quality report: one suite built from the schema, run on the valid frame by great-expectations (with
+its Data Docs) or, for small frames, as polars expressions giving the same verdicts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from snapmap_pipeline.core.quality import build_expectations, run_quality
+from snapmap_pipeline.core.quality import build_expectations, expectation_specs, run_quality
 from snapmap_pipeline.core.schema import EntitySchema
 
 
@@ -48,7 +49,8 @@ def _frame(n: int) -> pl.DataFrame:
 def test_a_good_frame_passes_and_writes_data_docs(
     schema: EntitySchema, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out = run_quality(_frame(10), schema, "ingest", tmp_path / "quality")
+    out = run_quality(_frame(10), schema, "ingest", tmp_path / "quality", engine="great_expectations")
+    assert out["engine"] == "great_expectations"
     assert out["success"] is True
     assert out["failed"] == []
     assert (
@@ -58,7 +60,58 @@ def test_a_good_frame_passes_and_writes_data_docs(
     index = Path(out["docs_path"])
     assert index == tmp_path / "quality" / "index.html"
     assert "thing_ingest" in index.read_text(encoding="utf-8")
+    assert (tmp_path / "quality" / "validations").is_dir()  # GX's own site, not our one-page report
     assert "Calculating Metrics" not in capsys.readouterr().err  # no tqdm bars
+
+
+def test_a_small_frame_is_checked_by_polars_and_its_report_says_so(
+    schema: EntitySchema, tmp_path: Path
+) -> None:
+    out = run_quality(_frame(10), schema, "ingest", tmp_path / "quality", gx_min_rows=11)
+    assert out["engine"] == "polars"
+    assert out["success"] is True and out["failed"] == []
+    assert (
+        out["evaluated"] == out["successful"] == len(expectation_specs(schema, "ingest", _frame(2).columns))
+    )
+    page = Path(out["docs_path"]).read_text(encoding="utf-8")
+    assert "thing_ingest" in page and "polars" in page and "10 rows" in page
+    assert "expect_column_values_to_be_unique" in page
+    assert run_quality(_frame(10), schema, "ingest", tmp_path / "gx", gx_min_rows=10)["engine"] == (
+        "great_expectations"
+    )
+
+
+def _frames() -> dict[str, pl.DataFrame]:
+    """Frames that pass and fail each kind of expectation, including nulls, no rows and no columns."""
+    s = pl.String
+    return {
+        "good": _frame(6),
+        "nulls and bad forms": pl.DataFrame(
+            {
+                "ID": ["1", None, None],
+                "NAME": [None, "é" * 5, "x"],
+                "KIND": [None, "a", "c"],
+                "DAY": [None, None, "2024-1-1"],
+                "ON": ["TRUE", None, "false"],
+            }
+        ),
+        "duplicates and overlong": pl.DataFrame(
+            {"ID": ["1", "1", "2"], "NAME": ["abcdef", "ab", "é" * 6], "DAY": ["2024-01-01x"] * 3}
+        ),
+        "all null": pl.DataFrame({"ID": [None, None], "NAME": [None, None]}, schema={"ID": s, "NAME": s}),
+        "no rows": pl.DataFrame({"ID": [], "NAME": [], "KIND": []}, schema={"ID": s, "NAME": s, "KIND": s}),
+        "no columns": pl.DataFrame(),
+    }
+
+
+@pytest.mark.parametrize("case", list(_frames()))
+def test_both_engines_give_the_same_verdicts(schema: EntitySchema, tmp_path: Path, case: str) -> None:
+    frame = _frames()[case]
+    gx = run_quality(frame, schema, "ingest", tmp_path / "gx", engine="great_expectations")
+    ours = run_quality(frame, schema, "ingest", tmp_path / "pl", engine="polars")
+    keys = ("success", "evaluated", "successful", "sampled", "sample_rows")
+    assert {k: ours[k] for k in keys} == {k: gx[k] for k in keys}
+    assert sorted(ours["failed"]) == sorted(gx["failed"])
 
 
 def test_failures_are_named_and_sampling_is_reported(schema: EntitySchema, tmp_path: Path) -> None:

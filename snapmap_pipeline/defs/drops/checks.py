@@ -132,7 +132,8 @@ def row_conservation(
     asset="validated_frame",
     blocking=False,
     additional_ins={"field_mapping": dg.AssetIn("field_mapping")},
-    description="The great-expectations suite (a warning); Data Docs linked in metadata.",
+    description="The expectation suite (a warning): great-expectations with its Data Docs, or for a small "
+    "frame the same expectations in polars (the `engine` says which); the report is linked in metadata.",
 )
 def quality_suite(
     context: dg.AssetCheckExecutionContext,
@@ -157,6 +158,8 @@ def quality_suite(
     meta: dict[str, Any] = {
         k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)
     }
+    meta["engine"] = str(result.get("engine", ""))
+    meta["failed"] = dg.MetadataValue.json(list(result.get("failed") or []))
     if docs:
         meta["data docs"] = dg.MetadataValue.path(
             store.uri(f"{rel}/{Path(docs).relative_to(out_dir).as_posix()}")

@@ -12,3 +12,4 @@ TAG_PATH = "snapmap/path"
 TAG_TENANT = "snapmap/tenant"
 TAG_HASH = "snapmap/hash"
 TAG_DROPPED_AT = "snapmap/dropped_at"
+TAG_EXECUTOR = "snapmap/executor"  # "in_process" when the sensor chose one process for a small file

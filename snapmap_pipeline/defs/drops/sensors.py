@@ -17,12 +17,14 @@ from snapmap_pipeline.core.pipeline import content_hash, drop_partition_key, ten
 from snapmap_pipeline.defs.drops.assets import assets as drop_assets
 from snapmap_pipeline.defs.drops.partitions import (
     TAG_DROPPED_AT,
+    TAG_EXECUTOR,
     TAG_HASH,
     TAG_PATH,
     TAG_SOURCE,
     TAG_TENANT,
     drops_partitions,
 )
+from snapmap_pipeline.defs.executor import run_config_for_size
 from snapmap_pipeline.defs.resources import DropSourcesResource
 from snapmap_pipeline.errors import SnapMapError
 from snapmap_pipeline.logs import get_logger
@@ -30,6 +32,9 @@ from snapmap_pipeline.logs import get_logger
 log = get_logger(__name__)
 
 PAGE_LIMIT = 200  # names listed per tick; a tick takes at most about twice this (two looks)
+# A file is taken on its second look (unchanged size and mtime), so a drop waits one to two intervals
+# before its run is requested; 30 s made that most of a small file's latency.
+SENSOR_INTERVAL_S = 15
 
 process_drop = dg.define_asset_job(
     "process_drop",
@@ -45,6 +50,12 @@ def already_ran(instance: dg.DagsterInstance, digests: list[str]) -> set[str]:
         return set()
     records = instance.get_run_records(dg.RunsFilter(tags={TAG_HASH: digests}))
     return {r.dagster_run.tags.get(TAG_HASH) for r in records}
+
+
+def _job_executor(context: dg.SensorEvaluationContext) -> dg.ExecutorDefinition | None:
+    """The executor `process_drop` runs on in this code location (None outside one, e.g. a bare test)."""
+    repo = context.repository_def
+    return None if repo is None else repo.get_job(process_drop.name).executor_def
 
 
 def drop_tick(
@@ -63,32 +74,33 @@ def drop_tick(
             companions += 1  # attached to the MAIN file of its folder, not a drop of its own
             continue
         try:
-            hashed.append((f, content_hash(source.fetch(f))))
+            data = source.fetch(f)
+            hashed.append((f, content_hash(data), len(data)))
         except SnapMapError as exc:
             log.warning(
                 "drop not fetched; retried next time it changes", extra={"fields": {"code": exc.code}}
             )
-    ran = already_ran(context.instance, [d for _, d in hashed])
-    for f, digest in hashed:
+    ran = already_ran(context.instance, [d for _, d, _ in hashed])
+    executor = _job_executor(context) if hashed else None
+    for f, digest, size in hashed:
         if digest in seen or digest in ran:
             continue
         seen.add(digest)
         key = drop_partition_key(f.name, digest)
         keys.append(key)
         dropped = datetime.fromtimestamp(f.mtime, UTC) if f.mtime else datetime.now(UTC)
-        requests.append(
-            dg.RunRequest(
-                run_key=digest,
-                partition_key=key,
-                tags={
-                    TAG_SOURCE: kind,
-                    TAG_PATH: f.name,
-                    TAG_TENANT: tenant_from_name(f.name) or "",
-                    TAG_HASH: digest,
-                    TAG_DROPPED_AT: dropped.isoformat(),
-                },
-            )
-        )
+        tags = {
+            TAG_SOURCE: kind,
+            TAG_PATH: f.name,
+            TAG_TENANT: tenant_from_name(f.name) or "",
+            TAG_HASH: digest,
+            TAG_DROPPED_AT: dropped.isoformat(),
+        }
+        # a small file's steps all run in the run's own process: its run is mostly process starts else
+        run_config = run_config_for_size(executor, size)
+        if run_config:
+            tags[TAG_EXECUTOR] = "in_process"
+        requests.append(dg.RunRequest(run_key=digest, partition_key=key, tags=tags, run_config=run_config))
     log.info(
         "drop tick",
         extra={
@@ -111,7 +123,7 @@ def make_drop_sensor(kind: str, default: dg.DefaultSensorStatus) -> dg.SensorDef
     @dg.sensor(
         name=f"{kind}_drop_sensor",
         job=process_drop,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
         default_status=default,
         description=f"Starts one run per stable file dropped on the {kind} source.",
     )
