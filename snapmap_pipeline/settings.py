@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         "(0: always one process per step).",
     )
     xsd_full_check_rows: int = Field(
-        250_000,
+        50_000,
         description="Up to this many rows every record is checked against the XSD while writing; "
         "above it, the first xsd_sample_records of each chunk (the report says so).",
     )
