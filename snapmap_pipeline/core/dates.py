@@ -322,9 +322,15 @@ def normalise_dates(
         "raw", "value", "ambiguous"
     )
     if table.height:
-        joined = pl.DataFrame({"raw": raw}).join(table, on="raw", how="left", maintain_order="left")
-        amb = joined["ambiguous"].fill_null(False)
-        values = canonical.fill_null(joined["value"])
+        # Looked up rather than joined: a join keeps raw, value and flag side by side for every row.
+        parsed = pl.col("raw").replace_strict(
+            table["raw"], table["value"], default=None, return_dtype=pl.String
+        )
+        found = pl.DataFrame({"raw": raw, "canonical": canonical}).select(
+            pl.coalesce("canonical", parsed).alias("values"),
+            pl.col("raw").is_in(table.filter("ambiguous")["raw"].implode()).fill_null(False).alias("amb"),
+        )
+        values, amb = found["values"], found["amb"]
     else:
         amb = pl.repeat(False, len(raw), eager=True)
         values = canonical

@@ -227,7 +227,7 @@ def run_quality(
     out_dir.mkdir(parents=True, exist_ok=True)
     sampled = frame.height > sample_rows
     columns = [c for c in frame.columns if schema.has_field(c)]
-    checked = frame.select(columns).head(sample_rows)
+    checked = frame.head(sample_rows).select(columns)  # a slice first: no pass over the whole frame
     if engine == "auto":
         if gx_min_rows is None:
             from snapmap_pipeline.settings import get_settings
@@ -428,7 +428,7 @@ class BackgroundQuality:
         out_dir.mkdir(parents=True, exist_ok=True)
         sample = out_dir / "_sample.parquet"
         columns = [c for c in frame.columns if schema.has_field(c)]
-        frame.select(columns).head(sample_rows).write_parquet(sample)
+        frame.head(sample_rows).select(columns).write_parquet(sample)  # slice first, as in run_quality
         future: Future[dict[str, Any]] = Future()
         with self._lock:
             task_id, self._next = self._next, self._next + 1

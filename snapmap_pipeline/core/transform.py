@@ -28,6 +28,7 @@ ROW = "_row"
 DROP_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 _LIST_SEPARATORS = r"(?:\s*[,;|\r\n]\s*)+"
 _LIST_SEPARATOR_CHAR = r"[,;|\r\n]"
+_COMPARE_COLUMNS = 4  # columns compared at once by `changed_counts`
 _ENUM_KEY_RE = re.compile(r"[\s_\-]+")
 # `:name` parameters; strings, quoted identifiers, comments and `::` casts are matched first and kept.
 _SQL_TOKENS = re.compile(
@@ -149,28 +150,35 @@ def enum_lookup(values: list[str], synonyms: Mapping[str, Iterable[str]]) -> dic
 
 
 def _normalise_expr(
-    name: str, spec: FieldSpec | None, synonyms: Mapping[str, Iterable[str]], *, separators: bool = True
-) -> pl.Expr:
-    """Runs on an already stripped column (see `normalise`). `separators=False`: the column holds no
-    list separator, so a list's separator clean-up would change nothing and is skipped."""
-    col = pl.when(pl.col(name) != "").then(pl.col(name))
-    if spec is None:
-        return col.alias(name)
-    kind = spec.type
-    if kind in ("email", "boolean"):
-        col = col.str.to_lowercase()
-    elif kind == "enum" and spec.values:
+    name: str,
+    spec: FieldSpec | None,
+    synonyms: Mapping[str, Iterable[str]],
+    *,
+    separators: bool = True,
+    blanks: bool = True,
+    lower: bool = True,
+) -> pl.Expr | None:
+    """Runs on an already stripped column (see `normalise`); None when nothing would change it.
+
+    `separators=False`: the column holds no list separator; `blanks=False`: no empty text; `lower=False`:
+    no upper-case letter. Each skips a step that would change nothing but still copy the whole column.
+    """
+    col = pl.when(pl.col(name) != "").then(pl.col(name)) if blanks else pl.col(name)
+    kind = None if spec is None else spec.type
+    changed = blanks
+    if kind in ("email", "boolean") and lower:
+        col, changed = col.str.to_lowercase(), True
+    elif kind == "enum" and spec is not None and spec.values:
         lookup = enum_lookup(spec.values, synonyms)
-        col = pl.coalesce(
-            _enum_key_expr(col).replace_strict(lookup, default=None, return_dtype=pl.String), col
-        )
-    elif kind == "list":
+        spelled = _enum_key_expr(col).replace_strict(lookup, default=None, return_dtype=pl.String)
+        col, changed = pl.coalesce(spelled, col), True
+    elif kind == "list" and spec is not None:
         if separators:
             col = col.str.replace_all(_LIST_SEPARATORS, ",").str.strip_chars(", ")
-            col = pl.when(col != "").then(col)
-        if spec.item_type in ("email", "boolean"):
-            col = col.str.to_lowercase()
-    return col.alias(name)
+            col, changed = pl.when(col != "").then(col), True
+        if spec.item_type in ("email", "boolean") and lower:
+            col, changed = col.str.to_lowercase(), True
+    return col.alias(name) if changed else None
 
 
 def _spec(schema: EntitySchema, name: str) -> FieldSpec | None:
@@ -179,7 +187,11 @@ def _spec(schema: EntitySchema, name: str) -> FieldSpec | None:
 
 def normalise(frame: pl.DataFrame, schema: EntitySchema, settings: Settings | None = None) -> pl.DataFrame:
     """Type-driven clean-up of every column: trim, blank → null, lower-case emails and booleans, exact enum
-    spellings, comma-separated lists."""
+    spellings, comma-separated lists.
+
+    A column none of these would change is passed through as it is: it then shares its memory with the
+    source frame instead of being copied (at 1M rows x 30 columns, most of the file).
+    """
     settings = settings or get_settings()
     synonyms = enum_synonyms(settings)
     cols = [c for c in frame.columns if c != ROW]
@@ -187,22 +199,33 @@ def normalise(frame: pl.DataFrame, schema: EntitySchema, settings: Settings | No
     stripped = frame.with_columns(
         [pl.col(c).cast(pl.String).str.strip_chars() for c in untrimmed_columns(frame, cols)]
     )
-    # A list column without any separator (single values, e.g. one phone or URL per row) needs no regex
-    # pass: finding that out costs a fraction of the replace.
-    lists = [c for c in cols if (spec := _spec(schema, c)) is not None and spec.type == "list"]
-    separators = (
-        stripped.select([pl.col(c).str.contains(_LIST_SEPARATOR_CHAR).any().alias(c) for c in lists]).row(
-            0, named=True
+    specs = {c: _spec(schema, c) for c in cols}
+    lowered = [
+        c
+        for c, spec in specs.items()
+        if spec is not None and {spec.type, spec.item_type} & {"email", "boolean"}
+    ]
+    lists = [c for c, spec in specs.items() if spec is not None and spec.type == "list"]
+    # One pass of cheap questions (a boolean per column) decides which steps can change anything. A list
+    # column without any separator (one phone or URL per row) needs no regex pass.
+    found = stripped.select(
+        *[(pl.col(c) == "").any().alias(f"b\x00{c}") for c in cols],
+        *[(pl.col(c).str.to_lowercase() != pl.col(c)).any().alias(f"l\x00{c}") for c in lowered],
+        *[pl.col(c).str.contains(_LIST_SEPARATOR_CHAR).any().alias(f"s\x00{c}") for c in lists],
+    ).row(0, named=True)
+    exprs = [
+        _normalise_expr(
+            c,
+            specs[c],
+            synonyms,
+            separators=bool(found.get(f"s\x00{c}", True)),
+            blanks=bool(found[f"b\x00{c}"]),
+            lower=bool(found.get(f"l\x00{c}", False)),
         )
-        if lists
-        else {}
-    )
-    return stripped.with_columns(
-        [
-            _normalise_expr(c, _spec(schema, c), synonyms, separators=bool(separators.get(c, True)))
-            for c in cols
-        ]
-    )
+        for c in cols
+    ]
+    changed = [e for e in exprs if e is not None]
+    return stripped.with_columns(changed) if changed else stripped
 
 
 def untrimmed_columns(frame: pl.DataFrame, columns: Iterable[str]) -> list[str]:
@@ -299,34 +322,65 @@ def run_sql_model(frame: pl.DataFrame, sql: str, params: Mapping[str, object]) -
 def changed_counts(before: pl.DataFrame, after: pl.DataFrame, columns: list[str]) -> dict[str, int]:
     """Per column, how many rows differ between two frames of the same rows (nulls compared too).
 
-    One select over both frames side by side, so polars compares the columns in parallel.
+    A few columns at a time, side by side, so polars compares them in parallel. Not all at once: when
+    the frames are chunked differently (a SQL model's output is), each compared column is copied into
+    one chunk first, and all at once that is a transient copy of the whole frame.
     """
-    if not columns:
-        return {}
-    old = [f"{c}\x00before" for c in columns]
-    pair = pl.concat(
-        [
-            after.select(columns),
-            before.select([pl.col(c).cast(pl.String).alias(o) for c, o in zip(columns, old, strict=True)]),
-        ],
-        how="horizontal",
-    )
-    row = pair.select(
-        [
-            pl.col(c).cast(pl.String).ne_missing(pl.col(o)).sum().alias(c)
-            for c, o in zip(columns, old, strict=True)
-        ]
-    ).row(0, named=True)
-    return {c: int(n) for c, n in row.items()}
+    out: dict[str, int] = {}
+    for i in range(0, len(columns), _COMPARE_COLUMNS):
+        group = columns[i : i + _COMPARE_COLUMNS]
+        pair = pl.DataFrame(
+            [
+                *(after[c].cast(pl.String) for c in group),
+                *(before[c].cast(pl.String).alias(f"{c}\x00before") for c in group),
+            ]
+        )
+        row = pair.select([pl.col(c).ne_missing(pl.col(f"{c}\x00before")).sum() for c in group]).row(
+            0, named=True
+        )
+        out.update({c: int(n) for c, n in row.items()})
+    return out
 
 
-def _reclean(out: pl.DataFrame, cleaned: pl.DataFrame) -> pl.DataFrame:
+def named_columns(sql: str, columns: Iterable[str]) -> set[str]:
+    """The columns a SQL model may change: those it names, or all of them when it picks columns by
+    pattern (`COLUMNS(...)`). A `SELECT *` passes every other column through unchanged."""
+    if re.search(r"\bCOLUMNS\s*\(", sql, re.IGNORECASE):
+        return set(columns)
+    return {c for c in columns if re.search(rf"(?<![A-Za-z0-9_]){re.escape(c)}(?![A-Za-z0-9_])", sql, re.I)}
+
+
+def run_model_on_named(cleaned: pl.DataFrame, sql: str, params: Mapping[str, object]) -> pl.DataFrame:
+    """`run_sql_model` over only the columns the model names (`named_columns`); every other column is
+    passed through from `cleaned` as it is.
+
+    A `SELECT *` model gives them back unchanged anyway, but re-chunked column by column, and any later
+    expression over such a frame first copies every column into one layout (measured at 1M rows x 30
+    columns: +390 MB for one `fill_null`). Left alone, they share memory and layout with the source.
+    A model that reorders rows is run over the whole frame instead.
+    """
+    touched = named_columns(sql, cleaned.columns) | {ROW}
+    if touched >= set(cleaned.columns):
+        return run_sql_model(cleaned, sql, params)
+    part = run_sql_model(cleaned.select([c for c in cleaned.columns if c in touched]), sql, params)
+    if not part[ROW].equals(cleaned[ROW]):
+        return run_sql_model(cleaned, sql, params)
+    dropped = [c for c in touched if c not in part.columns]
+    return cleaned.drop(dropped).with_columns([part[c].rechunk() for c in part.columns if c != ROW])
+
+
+def _reclean(out: pl.DataFrame, cleaned: pl.DataFrame, touched: set[str]) -> pl.DataFrame:
     """Trim (blank → null) the text columns the SQL model changed or added, so that every column of the
     transform's output is clean and `validate(..., clean=True)` need not trim them all again.
 
-    One cheap comparison per column instead of a second trim of every column (a trim copies the text).
+    Only `touched` columns (and new ones) can have changed; they get one cheap comparison instead of a
+    second trim (a trim copies the text).
     """
-    text = [c for c, dtype in out.schema.items() if c != ROW and dtype == pl.String]
+    text = [
+        c
+        for c, dtype in out.schema.items()
+        if c != ROW and dtype == pl.String and (c in touched or c not in cleaned.columns)
+    ]
     counts = changed_counts(cleaned, out, [c for c in text if c in cleaned.columns])
     changed = [c for c in text if c not in cleaned.columns or counts[c]]
     if not changed:
@@ -380,7 +434,9 @@ def transform(
     report.sql_model = path.name
     drop_text = format_drop_time(drop_time)
     bound_params: dict[str, object] = {"drop_time": drop_text, "entity": schema.entity, **(params or {})}
-    out = run_sql_model(cleaned, path.read_text(encoding="utf-8"), bound_params)
+    sql = path.read_text(encoding="utf-8")
+    touched = named_columns(sql, cleaned.columns)
+    out = run_model_on_named(cleaned, sql, bound_params)
 
     derive = [f.name for f in schema.fields if f.derive == "drop_time"]
     if derive:
@@ -391,7 +447,7 @@ def transform(
         filled = before - nulls_after.get(name, before)
         if filled > 0 and name != ROW:
             report.derived[name] = int(filled)
-    out = _reclean(out, cleaned)
+    out = _reclean(out, cleaned, touched | set(derive))
 
     drop = [f.name for f in schema.fields if f.input_only and f.name in out.columns]
     order = [ROW, *(f.name for f in schema.fields if not f.input_only and f.name in out.columns)]

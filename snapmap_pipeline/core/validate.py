@@ -214,8 +214,8 @@ def validate(
     unique column: the values kept by earlier batches, columns `<field>, _kept`) makes a repeat of an
     earlier batch's kept value a duplicate naming that row, and `result.kept` returns this batch's.
 
-    `clean=True` says the frame comes from `transform` (text trimmed, blanks null in every column), so
-    the trim, which copies every text column, is not done twice.
+    `clean=True` says the frame comes from `transform` (text trimmed, blanks null in every column, emails
+    lower-cased), so the trim and the lower-casing, each a copy of the column, are not done twice.
     """
     settings = settings or get_settings()
     config = validation_config(settings)
@@ -345,7 +345,7 @@ def validate(
             lit_check(
                 "float", name, ~col.str.contains(FLOAT_RE), f"{name} is not a number (use a dot for decimals)"
             )
-        elif kind == "email":
+        elif kind == "email" and not clean:  # transform lower-cased them already
             replacements.append(col.str.to_lowercase().alias(name))
         elif kind == "enum" and spec.values:
             allowed = ", ".join(spec.values)

@@ -15,6 +15,7 @@ from snapmap_pipeline.core.transform import (
     apply_mapping,
     bind_params,
     enum_lookup,
+    named_columns,
     run_sql_model,
     transform,
     untrimmed_columns,
@@ -297,3 +298,46 @@ def test_untrimmed_columns_finds_only_the_padded_ones() -> None:
         {"A": ["x", None, "y z"], "B": ["x", " y", None], "C": ["\u00a0x", "y", "z"], "N": [1, 2, 3]}
     )
     assert untrimmed_columns(frame, ["A", "B", "C", "N", "MISSING"]) == ["B", "C", "N"]
+
+
+def test_named_columns_are_the_ones_a_model_names_or_all_when_it_picks_by_pattern() -> None:
+    cols = ["_row", "ID", "FIRST_NAME", "LAST_NAME", "FIRST_NAME_2"]
+    sql = "SELECT * REPLACE (upper(first_name) AS FIRST_NAME) FROM mapped"
+    assert named_columns(sql, cols) == {"FIRST_NAME"}
+    assert named_columns("SELECT COLUMNS('^.*NAME$') FROM mapped", cols) == set(cols)
+
+
+@pytest.mark.parametrize(
+    ("sql", "last_name", "nick"),
+    [
+        ("SELECT * REPLACE (COALESCE(FIRST_NAME, 'n/a') AS FIRST_NAME) FROM mapped", True, False),
+        # reorders the rows: the columns it does not name must still follow them
+        (
+            "SELECT * REPLACE (COALESCE(FIRST_NAME, 'n/a') AS FIRST_NAME) FROM mapped ORDER BY ID DESC",
+            True,
+            False,
+        ),
+        # drops a column it names, adds one
+        ("SELECT * EXCLUDE (LAST_NAME), COALESCE(FIRST_NAME, 'n/a') AS NICK FROM mapped", False, True),
+    ],
+)
+def test_columns_a_model_does_not_name_pass_through_aligned_with_their_rows(
+    tmp_path: Path, sql: str, last_name: bool, nick: bool
+) -> None:
+    frame = _frame(
+        ID=["1", "2", "3"],
+        FIRST_NAME=["a", None, "c"],
+        LAST_NAME=["x", "y", None],
+        EMAIL=["A@b.example", "c@D.example", None],
+        GENDER=["Male", "female", None],
+    )
+    out, _ = transform(frame, _schema(), drop_time=DROP, settings=_settings(tmp_path, sql))
+    rows = out.sort("_row")
+    assert rows["ID"].to_list() == ["1", "2", "3"]
+    assert rows["EMAIL"].to_list() == ["a@b.example", "c@d.example", None]
+    assert rows["GENDER"].to_list() == ["male", "female", None]
+    names = rows["NICK"] if nick else rows["FIRST_NAME"]
+    assert names.to_list() == ["a", "n/a", "c"]
+    assert ("LAST_NAME" in out.columns) is last_name
+    if last_name:
+        assert rows["LAST_NAME"].to_list() == ["x", "y", None]
