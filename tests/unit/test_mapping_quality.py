@@ -7,7 +7,10 @@ measured untuned once after it, then studied in the fourth round) and the fresh4
 (tests/data/headers/fresh4/*.yaml, built in session 3 from 24 systems no other split uses while round 4
 was under way, measured untuned after it, then studied by error class in round 5, so no longer an
 estimate), and the fresh5 split (tests/data/headers/fresh5/*.yaml, built after round 4 from 21 systems, 12
-new, never studied: the honest estimate): their rules, and regression floors.
+new, measured untuned after round 5 (0.860 / 0.649, its honest figure), then studied by error class in
+round 6, so no longer an estimate either), and the fresh6 split (tests/data/headers/fresh6/*.yaml, built in
+session 4 while round 6 was under way, from 45 systems (43 new), mostly plain export column titles, never
+studied: the honest estimate): their rules, and regression floors.
 
 The floors sit a little below what the engine reached (see bench/bench_mapping.py for the figures); they
 catch regressions, they are not tuned targets."""
@@ -21,29 +24,40 @@ import pytest
 import yaml
 
 from snapmap_pipeline.core.mapping import map_columns
-from snapmap_pipeline.core.mapping.normalize import load_glossary, normalize
+from snapmap_pipeline.core.mapping.normalize import load_glossary, normalize, stem
 from snapmap_pipeline.core.schema import load_all
 from snapmap_pipeline.settings import Settings
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "headers"
 # every split's folder, in the order they were built (dev is the top level)
-FOLDERS = {name: DATA / name for name in ("holdout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5")}
+FOLDERS = {
+    name: DATA / name for name in ("holdout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6")
+}
 # (top-1, null precision) floors per split. Round 4 reached 0.938 / 0.977 (dev, 289 cases), 0.922 / 0.861
 # (holdout, 153), 1.000 / 1.000 (fresh, 120), 0.917 / 0.720 (fresh2, 121), 0.917 / 0.875 (fresh3, 121:
 # 0.752 untuned after round 3, its honest figure; studied in round 4, so no longer an estimate)
+# Round 6 (subject qualifiers, classification codes and labels, bare key words, German without umlauts,
+# logins of other people, standard abbreviations) reached 0.962 / 0.985 (dev), 0.928 / 0.889 (holdout),
+# 1.000 / 1.000 (fresh), 0.926 / 0.750 (fresh2), 0.926 / 0.880 (fresh3), 0.830 / 0.595 (fresh4) and
+# 0.936 / 0.812 (fresh5).
 FLOORS = {
-    "dev": (0.92, 0.95),
-    "holdout": (0.90, 0.82),
+    "dev": (0.94, 0.96),
+    "holdout": (0.91, 0.86),
     "fresh": (0.97, 0.95),
-    "fresh2": (0.89, 0.68),
-    "fresh3": (0.89, 0.83),
+    "fresh2": (0.90, 0.72),
+    "fresh3": (0.90, 0.85),
     # fresh4, 182 cases: 0.626 / 0.328 before round 4 and 0.676 / 0.379 after it, both untuned; studied
     # in round 5 (Salesforce custom fields, Dutch compounds and qualifiers, .Omschrijving/.Code leaves):
-    # 0.780 / 0.500
-    "fresh4": (0.76, 0.46),
-    # fresh5, 157 cases from 21 systems (12 new), built after round 4 and never studied: 0.758 with the
-    # session-3 starting engine, 0.854 after round 4, 0.860 / 0.649 after round 5 (the honest figure)
-    "fresh5": (0.83, 0.60),
+    # 0.780 / 0.500; 0.830 / 0.595 after round 6
+    "fresh4": (0.80, 0.56),
+    # fresh5, 157 cases from 21 systems (12 new), built after round 4: 0.758 with the session-3 starting
+    # engine, 0.854 after round 4, 0.860 / 0.649 after round 5 (its honest, untuned figure); studied by
+    # error class in round 6 (qualifiers, umlaut-free German, uuid / login / classification rules):
+    # 0.936 / 0.812, no longer an estimate
+    "fresh5": (0.91, 0.78),
+    # fresh6, 152 cases from 45 systems (43 new), built while round 6 was under way and never studied:
+    # 0.724 / 0.500 with the session-4 starting engine, 0.730 / 0.511 after round 6 (the honest figure)
+    "fresh6": (0.70, 0.47),
 }
 
 
@@ -60,7 +74,7 @@ def splits() -> dict[str, list[dict]]:
     return {"dev": _cases(), **{name: _cases(folder) for name, folder in FOLDERS.items()}}
 
 
-@pytest.mark.parametrize("name", ["fresh4", "fresh5"])
+@pytest.mark.parametrize("name", ["fresh4", "fresh5", "fresh6"])
 def test_new_split_is_big_cited_new_and_unseen(name, splits):
     split = splits[name]
     assert len(split) >= 150
@@ -177,12 +191,15 @@ def test_no_header_is_an_alias_field_name_or_glossary_key(splits, schemas):
     keys = {" ".join(k) for k in glossary.phrases} | set(glossary.tokens)
     keys |= {p for phrases in glossary.concepts.values() for p in phrases}
     keys |= set(glossary.unmapped)
+    # a subject qualifier (qualifiers.yaml) nulls a bare header naming it: a lookup too (kept stemmed)
+    qualifiers = glossary.subject_qualifiers
     for c in [c for split in splits.values() for c in split]:
         schema = schemas.get(c["entity"])
         # the header as written: `__` as a plain separator, so a Salesforce field keeps its namespace
         # and suffix here (`hr2d__Surname__c` is not the glossary's "surname", though it reads as it)
         norm = normalize(c["header"].replace("__", " "))
         assert norm not in keys, f"{c['header']!r} is a glossary key"
+        assert " ".join(stem(w) for w in norm.split()) not in qualifiers, f"{c['header']!r} is a qualifier"
         if schema is None:
             continue
         known = {normalize(f.name) for f in schema.fields}

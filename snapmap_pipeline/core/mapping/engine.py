@@ -25,6 +25,7 @@ from snapmap_pipeline.core.mapping.signals import (
     lexical_index,
     lexical_scores,
     plural_key_factors,
+    qualifier_factors,
     semantic_text,
     value_factors,
     value_floor,
@@ -227,6 +228,9 @@ def map_columns(
     base = base * boolean_factors(headers, index, [_value_kind(f) for f in schema.fields])
     base = base * plural_key_factors(headers, index, fidx.get(schema.key or ""))
     base = base * id_name_factors(headers, index)
+    # a qualifier (probation, previous, tax) the field does not name: another thing's date or number,
+    # whatever matched (an alias on the path's last part included)
+    base = base * qualifier_factors(headers, index)
 
     webmail_words = WEBMAIL_WORDS
     factors = np.ones_like(base)

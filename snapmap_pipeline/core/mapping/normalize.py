@@ -144,10 +144,19 @@ def split_compounds(ws: list[str], vocab: frozenset[str]) -> list[str]:
     out: list[str] = []
     for w in ws:
         if len(w) >= MIN_COMPOUND and w.isalpha() and w not in vocab:
-            out.extend(_segment(w, vocab) or (w,))
+            pieces = _segment(w, vocab)
+            if pieces is None:
+                plain = _UMLAUT.sub(lambda m: m.group(0)[0], w)
+                pieces = (plain,) if plain in vocab else _segment(plain, vocab) if plain != w else None
+            out.extend(pieces or (w,))
         else:
             out.append(w)
     return out
+
+
+# German written without umlauts (Geschaeftlich, Taetigkeit, Buero): ä → ae, where the glossary's keys
+# are folded (ä → a). Tried only on a word nothing else explains, so "value" and "queue" stay.
+_UMLAUT = re.compile(r"(?<=[a-z])(?:ae|oe|ue)")
 
 
 @lru_cache(maxsize=65_536)
@@ -217,6 +226,12 @@ class Glossary:
     concepts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # HR data no field takes (salary, tax, civil status): the semantic "no field" sink
     unmapped: tuple[str, ...] = ()
+    # stemmed words that make a date, name or contact belong to another thing (probation end date,
+    # previous employer, tax id): a field must name them too (qualifiers.yaml)
+    subject_qualifiers: frozenset[str] = frozenset()
+    # a person's login as the last path segment (recruiter.userName): how ATSs name a user, by email
+    login_attributes: frozenset[tuple[str, ...]] = frozenset()
+    agent_suffixes: frozenset[str] = frozenset()  # created_by, approved_by: a person, never a date
 
     def entity_words(self, entity: str) -> tuple[tuple[str, ...], ...]:
         return self.entities.get(entity, ())
@@ -249,6 +264,9 @@ def load_glossary(directory: Path) -> Glossary:
     concepts: dict[str, tuple[str, ...]] = {}
     unmapped: list[str] = []
     phone_words: set[str] = set()
+    qualifiers_of_subject: set[str] = set()
+    logins: set[tuple[str, ...]] = set()
+    agents: set[str] = set()
     for path in sorted(Path(directory).glob("*.yaml")):
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -276,6 +294,9 @@ def load_glossary(directory: Path) -> Glossary:
         bool_pre.update(w for x in raw.get("boolean_prefixes") or [] for w in _key(x))
         bool_suf.update(w for x in raw.get("boolean_suffixes") or [] for w in _key(x))
         phone_words.update(w for x in raw.get("phone_words") or [] for w in _key(x))
+        qualifiers_of_subject.update(stem(w) for x in raw.get("subject_qualifiers") or [] for w in _key(x))
+        logins.update(_key(x) for x in raw.get("login_attributes") or [] if _key(x))
+        agents.update(w for x in raw.get("agent_suffixes") or [] for w in _key(x))
         for concept, phrases_of in (raw.get("concepts") or {}).items():
             key = " ".join(_key(concept))
             concepts[key] = (*concepts.get(key, ()), *(" ".join(_key(x)) for x in phrases_of or []))
@@ -316,6 +337,9 @@ def load_glossary(directory: Path) -> Glossary:
         concepts=concepts,
         phone_words=frozenset(phone_words),
         unmapped=tuple(dict.fromkeys(unmapped)),
+        subject_qualifiers=frozenset(qualifiers_of_subject),
+        login_attributes=frozenset(logins),
+        agent_suffixes=frozenset(agents),
     )
 
 

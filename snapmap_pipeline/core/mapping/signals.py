@@ -2,7 +2,9 @@
 
 Lexical: exact (normalised name), alias (schema aliases), glossary (after abbreviation / jargon /
 language rewrites), fuzzy (weighted token overlap with rapidfuzz token similarity). Value: evidence
-from column profiles (emails, dates, ids, numbers). Matrices are numpy; no per-row data loops.
+from column profiles (emails, dates, ids, numbers). Shape factors lower fields a header's words argue
+against: its head kind, unexplained words, subject qualifiers (config/glossary/qualifiers.yaml), yes/no
+and "... by" shapes. Matrices are numpy; no per-row data loops.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from snapmap_pipeline.core.mapping.normalize import (
     expanded_text,
     load_glossary,
     segment_vocab,
+    segments,
     self_table,
     stem,
     variants,
@@ -40,6 +43,9 @@ GENERIC_WEIGHT = 0.35  # "code", "id", "date": the kind of value, not the subjec
 UNKNOWN_WEIGHT = 0.6  # a header word no field of the schema uses
 FUZZY_CAP = 0.9
 HEAD_KIND_PENALTY = 0.6  # "Phone Type" names a type: a field with no type word scores lower
+# ... and lower still for a classification (type, category, status): "emailType" holds "work" or
+# "home", never an address, where "Hire Day" still names a date field's value
+CLASS_KINDS = {"type": 0.45, "status": 0.45}
 # A header word the field does not explain, when another word of the header does match the field:
 # "Photo URL" is not URL, "Middle Name" is not LAST_NAME, "Tax ID" is not EMPLOYEE_ID. A header sharing
 # no word with a field (a synonym: "Pitch" for SUMMARY) is left to the semantic signal.
@@ -93,6 +99,7 @@ class LexicalIndex:
     field_words: frozenset[str] = frozenset()  # plain words of the field names and aliases (nickname)
     fields_key: str = ""  # identifies this index (schema fingerprint + glossary)
     concept_eq: dict[tuple[str, ...], set[int]] = field(default_factory=dict)  # canon → fields, concepts
+    texts_named: dict[tuple[str, ...], int] = field(default_factory=dict)  # canon of a field's name → it
     text_factor: np.ndarray = field(default_factory=lambda: np.ones(0, np.float32))  # per text
     t_tok: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.int64))  # texts × words (pad V)
     _canon_cache: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
@@ -162,6 +169,7 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
         for t in set(x.canon):
             t_w[i, vidx[t]] = weights[t]
     plain_exact: dict[str, int] = {}
+    texts_named: dict[tuple[str, ...], int] = {}
     plain_alias: dict[str, set[int]] = {}
     canon_eq: dict[tuple[str, ...], set[int]] = {}
     concept_eq: dict[tuple[str, ...], set[int]] = {}
@@ -172,6 +180,7 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
             continue
         if x.kind == "name":
             plain_exact.setdefault(x.plain, fi)
+            texts_named.setdefault(tuple(sorted(set(x.canon))), fi)
         plain_alias.setdefault(x.plain, set()).add(fi)
         canon_eq.setdefault(tuple(sorted(set(x.canon))), set()).add(fi)
     field_kinds: list[set[str]] = [set() for _ in fields]
@@ -220,6 +229,7 @@ def _build(schema_json: str, fingerprint: str, glossary_path: str) -> LexicalInd
         field_words=frozenset(w for x in texts for w in x.plain.split()),
         fields_key=f"{fingerprint}|{glossary_path}",
         concept_eq=concept_eq,
+        texts_named=texts_named,
         t_tok=_text_tokens(texts, vidx),
         text_factor=np.array([CONCEPT_FACTOR if x.kind == "concept" else 1.0 for x in texts], np.float32),
     )
@@ -292,6 +302,26 @@ def _read_variants(header: str, entity: str, key: str) -> tuple[tuple[str, ...],
         joined = _join_compounds(ws, index)
         if joined != ws:
             extra.append(joined)
+    segs = [s for s in segments(header) if tuple(s) not in g.path_noise]
+    role = dict(g.attributes).get(tuple(segs[-1])) if len(segs) >= 2 else None
+    if role is not None and all(w in g.neutral for w in index.canon(list(segs[-2]))):
+        # `localizedMetadata.description`: an object of neutral words only is the record itself, so its
+        # description is the record's description, not the name of something else
+        out = [ws for ws in out if ws != (*segs[-2], *role) or role == tuple(segs[-1])]
+        extra.append(tuple(segs[-1]))
+    if len(segs) >= 2 and tuple(segs[-1]) in LABELS and g.head_kinds.get(stem(segs[-2][-1])) in CLASS_KINDS:
+        # `employeeType.title`, `status.label`: the label of a classification is that classification,
+        # not the record's title or name
+        out = [ws for ws in out if ws != tuple(segs[-1])]
+        extra.append(tuple(segs[-2]))
+    if (
+        len(segs) >= 2
+        and tuple(segs[-1]) in g.login_attributes
+        and any(stem(w) in g.other_people for w in segs[-2])
+    ):
+        # `primaryRecruiter.userName`: another person's login, which ATSs and HR systems keep as their
+        # email; a schema names that person by email (RECRUITER_EMAIL), never by a login of theirs
+        extra.append((*segs[-2], "email"))
     if out and _one_piece(header):
         trimmed = _drop_vendor_prefix(out[0], index)
         if trimmed != out[0]:
@@ -300,6 +330,9 @@ def _read_variants(header: str, entity: str, key: str) -> tuple[tuple[str, ...],
             if joined != trimmed:
                 extra.append(joined)
     return tuple(dict.fromkeys([*out, *extra]))
+
+
+LABELS = frozenset({("title",), ("name",), ("label",), ("description",), ("display", "name")})
 
 
 def _known_pair(pair: tuple[str, ...], index: LexicalIndex) -> bool:
@@ -461,9 +494,18 @@ def boolean_factors(headers: list[str], index: LexicalIndex, kinds: list[str]) -
         if yes_no_header(header, index):
             out[hi, dated] = BOOLEAN_DATE_FACTOR
             out[hi, other] = BOOLEAN_OTHER_FACTOR
+        elif _agent_header(header, index):
+            out[hi, dated] = BOOLEAN_DATE_FACTOR  # created_by is who created it, not when
         elif _dated_header(header, index):
             out[hi, yes_no] = BOOLEAN_DATE_FACTOR  # and dateLastPublished is no is_posted flag
     return out
+
+
+def _agent_header(header: str, index: LexicalIndex) -> bool:
+    """A header naming who did something: created_by, approvedBy, "Last Modified By" (a person)."""
+    vs = _variants_of(header, index)
+    ws = vs[0] if vs else ()
+    return len(ws) >= 2 and ws[-1] in index.glossary.agent_suffixes
 
 
 def _dated_header(header: str, index: LexicalIndex) -> bool:
@@ -514,8 +556,31 @@ def _token_sim(header_tokens: list[str], vocab: list[str], prefixes: dict[str, l
         if 3 <= len(h) <= 4:
             for j in prefixes.get(h, ()):
                 sim[i, j] = max(sim[i, j], 0.8)
+        stems = _counter_stems(h)
+        if stems:
+            positions = _positions(tuple(vocab))
+            for j in (positions[v] for v in stems if v in positions):
+                sim[i, j] = 0.0
     sim[ratio >= 0.999] = 1.0
     return sim.astype(np.float32)
+
+
+@lru_cache(maxsize=64)
+def _positions(vocab: tuple[str, ...]) -> dict[str, int]:
+    return {v: j for j, v in enumerate(vocab)}
+
+
+@lru_cache(maxsize=4096)
+def _counter_stems(token: str) -> frozenset[str]:
+    """The token's agent / patient counterparts, which a typo-tolerant ratio would take for a spelling of
+    it: employer / employe(e), trainer / traine(e), referrer / refere(e)."""
+    if token.endswith("er") and len(token) >= 6:
+        base = token[:-2]
+        return frozenset({base + "e", base + "ee"})
+    for tail in ("ee", "e"):
+        if token.endswith(tail) and len(token) >= 5:
+            return frozenset({token[: -len(tail)] + "er"})
+    return frozenset()
 
 
 def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray, np.ndarray]:
@@ -545,6 +610,9 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
                 _bump(scores, methods, hi, fi, SCORE[ALIAS] * factor, 2)
             canon = index.canon(ws)
             hits = index.canon_eq.get(tuple(sorted(set(canon))), ())
+            if not hits and vi == 0 and len(canon) == 1 and (canon[-1:] in KEY_CODES or canon == ("id",)):
+                # a header that is only "code", "key" or "ref": the record's own one, as "Employee Code"
+                hits = _bare_key(canon[0], index)
             if not hits and len(canon) >= 2 and canon[-1:] in KEY_CODES:
                 # "Employee Code", "Manager Ref": a person's or the record's code is their id when no
                 # field is named so (a position's "Job Code" is a field of its own)
@@ -586,6 +654,17 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
 
 
 KEY_CODES = frozenset({(stem("code"),), ("ref",), ("key",)})
+
+
+def _bare_key(word: str, index: LexicalIndex) -> set[int]:
+    """The fields a bare "code" / "key" / "id" header means: the record's own code (a field named so,
+    before one merely aliased so: a position's JOB_CODE), else the record's key."""
+    own = tuple(sorted({SELF, word}))
+    hits = set(index.canon_eq.get(own, ()))
+    named = {fi for fi in hits if index.texts_named.get(own) == fi}
+    return named or hits or set(index.canon_eq.get(tuple(sorted({SELF, "id"})), ()))
+
+
 BARE_QUALIFIED = 0.9  # "hostedUrl" in a position file: an unknown qualifier on the record's own url
 # kinds an unknown word may qualify and still mean the record's own field, and the score then
 QUALIFIABLE_KINDS = {"url": BARE_QUALIFIED, "status": 0.7}
@@ -642,10 +721,19 @@ def head_factors(headers: list[str], index: LexicalIndex) -> np.ndarray:
         for ws in _variants_of(header, index) or [[]]:
             canon = index.canon(ws) if ws else ()
             kind = index.glossary.head_kinds.get(canon[-1]) if canon else None
+            if kind is None and len(canon) >= 2 and (canon[-1:] in KEY_CODES or canon[-1] == "id"):
+                # "statusCode", "Type ID": the code of a classification is that classification
+                kind = index.glossary.head_kinds.get(canon[-2])
+                kind = kind if kind in CLASS_KINDS else None
+            if kind is None and len(ws) >= 3 and ws[1] == "of" and canon:
+                # "dateOfSeniority", "Date of Leaving": a date of something is a date, whatever the thing
+                kind = index.glossary.head_kinds.get(canon[0])
+                kind = kind if kind == "date" else None
             if kind is None:
                 best[:] = 1.0
                 break
-            row = np.array([1.0 if kind in kinds else HEAD_KIND_PENALTY for kinds in index.field_kinds])
+            penalty = CLASS_KINDS.get(kind, HEAD_KIND_PENALTY)
+            row = np.array([1.0 if kind in kinds else penalty for kinds in index.field_kinds])
             best = np.maximum(best, row.astype(np.float32))
         out[hi] = best
     return out
@@ -807,4 +895,27 @@ def value_factors(
             elif unique < 0.5 and rows >= 20:
                 f *= 0.6
         out[i] = f
+    return out
+
+
+# A qualifier that changes what the header is about (qualifiers.yaml: probation, previous, tax), when the
+# field does not name it: "probationPeriodEndDate" is no TERMINATION_DATE however well "end date" fits.
+# Strong enough to take an alias match (0.96) under the null threshold.
+QUALIFIER_FACTOR = 0.4
+
+
+def qualifier_factors(headers: list[str], index: LexicalIndex) -> np.ndarray:
+    """headers × fields: QUALIFIER_FACTOR per subject qualifier of the whole header (every path segment,
+    vendor prefix included) that the field's own words do not contain; 1 elsewhere."""
+    out = np.ones((len(headers), len(index.fields)), dtype=np.float32)
+    qualifiers = index.glossary.subject_qualifiers
+    if not qualifiers:
+        return out
+    vidx = {t: i for i, t in enumerate(index.vocab)}
+    for hi, header in enumerate(headers):  # a handful of words per header, vectorised over fields
+        vs = _variants_of(header, index)
+        found = {t for t in index.canon(vs[0]) if t in qualifiers} if vs else set()
+        for t in found:
+            named = index.f_bin[:, vidx[t]] > 0 if t in vidx else np.zeros(len(index.fields), dtype=bool)
+            out[hi] = np.where(named, out[hi], out[hi] * QUALIFIER_FACTOR)
     return out
