@@ -14,6 +14,7 @@ from typing import Protocol
 
 import yaml
 
+from snapmap_pipeline import yamlfile
 from snapmap_pipeline.errors import ConfigError
 from snapmap_pipeline.logs import get_logger
 from snapmap_pipeline.settings import Settings, get_settings
@@ -64,7 +65,7 @@ def retention_days(tenant: str | None, settings: Settings | None = None) -> int:
     if not path.is_file():
         return settings.retention_days
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yamlfile.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path.name}: cannot read: {exc}; fix the YAML", path=str(path)) from exc
     days = raw.get("retention_days") if isinstance(raw, dict) else None

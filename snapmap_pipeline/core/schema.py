@@ -31,6 +31,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from snapmap_pipeline import yamlfile
 from snapmap_pipeline.errors import SchemaError, UnknownEntityError
 
 FieldType = Literal["string", "email", "date", "datetime", "integer", "float", "boolean", "enum", "list"]
@@ -554,7 +555,7 @@ def schemas_dir() -> Path:
 def load_schema_file(path: Path) -> EntitySchema:
     """Load and validate one YAML. Errors name the file and the field."""
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader)
+        raw = yamlfile.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise SchemaError(f"{path.name}: cannot read: {exc}", path=str(path)) from exc
     if not isinstance(raw, dict):
@@ -581,9 +582,6 @@ def _field_name_at(raw: dict, loc: tuple) -> str:
         except (IndexError, AttributeError):
             return ""
     return ""
-
-
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_all(directory: Path | None = None) -> dict[str, EntitySchema]:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import polars as pl
 import yaml
 
+from snapmap_pipeline import yamlfile
 from snapmap_pipeline.core.schema import EntitySchema, FieldSpec
 from snapmap_pipeline.errors import ConfigError, SnapMapError
 from snapmap_pipeline.logs import get_logger
@@ -118,7 +119,7 @@ def _enum_key_expr(expr: pl.Expr) -> pl.Expr:
 @lru_cache(maxsize=8)
 def _load_synonyms(path: Path, mtime: float) -> dict[str, tuple[str, ...]]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yamlfile.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(
             f"{path.name}: cannot read enum synonyms: {exc}; fix the YAML", path=str(path)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import yaml
 
+from snapmap_pipeline import yamlfile
 from snapmap_pipeline.core.dates import normalise_dates
 from snapmap_pipeline.core.schema import EntitySchema, FieldSpec
 from snapmap_pipeline.core.transform import untrimmed_columns
@@ -76,7 +77,7 @@ class ValidationConfig:
 @lru_cache(maxsize=8)
 def _load_config(path: Path, mtime: float) -> ValidationConfig:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yamlfile.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path.name}: cannot read: {exc}; fix the YAML", path=str(path)) from exc
     if not isinstance(raw, dict):

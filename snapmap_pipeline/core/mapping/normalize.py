@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from snapmap_pipeline import yamlfile
 from snapmap_pipeline.errors import ConfigError
 
 SELF = "self"  # stands for "this entity's own record" (employee in an employee file, ...)
@@ -269,7 +270,7 @@ def load_glossary(directory: Path) -> Glossary:
     agents: set[str] = set()
     for path in sorted(Path(directory).glob("*.yaml")):
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = yamlfile.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(
                 f"glossary {path.name}: cannot read: {exc}; fix the YAML", path=str(path)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from snapmap_pipeline import yamlfile
 from snapmap_pipeline.core.mapping.normalize import fold, normalize
 from snapmap_pipeline.errors import ConfigError
 from snapmap_pipeline.settings import Settings, get_settings
@@ -95,7 +96,7 @@ def load_overrides(tenant: str | None, settings: Settings | None = None) -> Tena
     if not path.exists():
         return TenantOverrides(tenant=tenant)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yamlfile.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(
             f"{path}: cannot read: {exc}; fix the YAML", code="bad_overrides", path=str(path)
@@ -166,7 +167,7 @@ def set_override(tenant: str, header: str, target: str | None, settings: Setting
     raw: dict = {}
     if path.exists():
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = yamlfile.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(
                 f"{path}: cannot read: {exc}; fix the YAML first", code="bad_overrides"
