@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     xsd_full_check_rows: int = Field(
         50_000,
         description="Up to this many rows every record is checked against the XSD while writing; "
-        "above it, the first xsd_sample_records of each chunk (the report says so).",
+        "above it, the first xsd_sample_records of each 100k-record chunk (of a streamed file's smaller "
+        "slices, the same share; the report says how many were checked).",
     )
     xsd_sample_records: int = 5_000
     stream_above_bytes: int = Field(

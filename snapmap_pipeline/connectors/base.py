@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from snapmap_pipeline.errors import RemotePathError
+from snapmap_pipeline.errors import FileTooLargeError, RemotePathError
 from snapmap_pipeline.logs import get_logger
 
 log = get_logger(__name__)
@@ -21,6 +21,7 @@ ARCHIVE_DIRS: tuple[str, ...] = ("processed", "failed")
 DONE_SUFFIX = ".done"
 PART_SUFFIX = ".part"
 MAX_TAKEN = 20_000  # identities remembered as already handed out when no full listing is at hand
+FETCH_BLOCK = 1024 * 1024  # `fetch_to` moves this much at a time: memory stays flat whatever the size
 
 Destination = Literal["processed", "failed"]
 
@@ -193,6 +194,35 @@ def paginate(
     return ListPage(page, ListCursor("mtime", m=last_m, at=at).encode())
 
 
+# -- streamed fetches --------------------------------------------------------------------------------
+def too_large(rel: str, size: int, limit: int) -> FileTooLargeError:
+    return FileTooLargeError(
+        f"{rel} is {size} bytes, over the {limit}-byte limit; split the export or raise "
+        "SNAPMAP_MAX_FILE_BYTES.",
+        path=rel,
+        size=size,
+    )
+
+
+def write_blocks(blocks: Iterable[bytes], dest: Path, *, rel: str, limit: int) -> tuple[str, int]:
+    """Write `blocks` to `dest` (replacing it), hashing them on the way: (SHA-256 hex, bytes).
+
+    The hash is `core.pipeline.content_hash` of the same bytes, so a streamed drop gets the partition and
+    run key it would get fetched whole. More than `limit` bytes raises FileTooLargeError (a file that
+    grew while being read); the caller removes `dest` on any failure.
+    """
+    digest = hashlib.sha256()
+    written = 0
+    with Path(dest).open("wb") as out:
+        for block in blocks:
+            written += len(block)
+            if written > limit:
+                raise FileTooLargeError(f"{rel} grew over the size limit while being read.", path=rel)
+            digest.update(block)
+            out.write(block)
+    return digest.hexdigest(), written
+
+
 # -- the interfaces ----------------------------------------------------------------------------------
 @runtime_checkable
 class DropSource(Protocol):
@@ -201,6 +231,8 @@ class DropSource(Protocol):
     def list(self, since: str | None = None, limit: int = 500) -> ListPage: ...
 
     def fetch(self, name: str | RemoteFile) -> bytes: ...
+
+    def fetch_to(self, name: str | RemoteFile, dest: Path) -> str: ...
 
     def move(self, name: str, to: Destination) -> str: ...
 

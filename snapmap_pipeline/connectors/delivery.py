@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import os
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import paramiko
 
-from snapmap_pipeline.connectors.base import PART_SUFFIX, escape_error, safe_relpath, within
+from snapmap_pipeline.connectors.base import FETCH_BLOCK, PART_SUFFIX, escape_error, safe_relpath, within
 from snapmap_pipeline.connectors.retry import TransientError
 from snapmap_pipeline.connectors.s3 import S3Calls
 from snapmap_pipeline.connectors.sftp import SftpSession
@@ -44,6 +45,11 @@ class BaseDelivery:
     def put(self, name: str, data: bytes) -> DeliveredFile:
         raise NotImplementedError
 
+    def put_file(self, name: str, path: Path) -> DeliveredFile:
+        """`put` of a local file, read block by block where the target allows it (a streamed drop's
+        feeds are as large as the drop)."""
+        return self.put(name, Path(path).read_bytes())
+
     def deliver(self, files: Mapping[str, bytes | Path], folder: str) -> dict[str, Any]:
         """Put every file under `folder`, then `manifest.json` (files, bytes, sha256) last.
 
@@ -53,7 +59,6 @@ class BaseDelivery:
         entries = []
         for name in sorted(files):
             content = files[name]
-            data = content.read_bytes() if isinstance(content, Path) else bytes(content)
             rel = safe_relpath(name)
             if rel == MANIFEST:
                 raise ConnectorError(
@@ -61,7 +66,12 @@ class BaseDelivery:
                     "delivery's own manifest.",
                     code="manifest_clash",
                 )
-            done = self.put(f"{folder}/{rel}" if folder else rel, data)
+            where = f"{folder}/{rel}" if folder else rel
+            done = (
+                self.put_file(where, content)
+                if isinstance(content, Path)
+                else self.put(where, bytes(content))
+            )
             entries.append({"name": rel, "bytes": done.bytes, "sha256": done.sha256})
         manifest = {
             "folder": folder,
@@ -89,6 +99,12 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _file_blocks(path: Path) -> Iterator[bytes]:
+    with Path(path).open("rb") as fh:
+        while block := fh.read(FETCH_BLOCK):  # a loop over blocks of the file, not rows
+            yield block
+
+
 class LocalDelivery(BaseDelivery):
     """Deliver into a local folder (tests, shared mounts)."""
 
@@ -114,6 +130,29 @@ class LocalDelivery(BaseDelivery):
             os.fsync(fh.fileno())
         os.replace(part, target)
         return DeliveredFile(rel, len(data), _digest(data))
+
+    def put_file(self, name: str, path: Path) -> DeliveredFile:
+        """`put`, copied block by block."""
+        rel = safe_relpath(name)
+        blocks = _file_blocks(path)
+        first = next(blocks, b"")  # a missing file fails here, before anything is written
+        self.root.mkdir(parents=True, exist_ok=True)
+        root = self.root.resolve()
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.resolve().is_relative_to(root):
+            raise escape_error(rel)
+        part = target.with_name(target.name + PART_SUFFIX)
+        sha, size = hashlib.sha256(), 0
+        with part.open("wb") as fh:
+            for block in itertools.chain([first], blocks):
+                sha.update(block)
+                size += len(block)
+                fh.write(block)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(part, target)
+        return DeliveredFile(rel, size, sha.hexdigest())
 
 
 class SftpDelivery(SftpSession, BaseDelivery):
@@ -145,6 +184,33 @@ class SftpDelivery(SftpSession, BaseDelivery):
 
         return self._run("put", go)
 
+    def put_file(self, name: str, path: Path) -> DeliveredFile:
+        """`put`, uploaded block by block (pipelined writes, the size checked before the rename)."""
+        rel = safe_relpath(name)
+        size = Path(path).stat().st_size  # a missing file fails here, before any connection
+
+        def go(sftp: paramiko.SFTPClient) -> DeliveredFile:
+            parent = posixpath.dirname(rel)
+            if parent:
+                self._makedirs(sftp, parent)
+                if not within(sftp.normalize(self._full(parent)), self._root()):
+                    raise escape_error(rel)
+            full = self._full(rel)
+            part = full + PART_SUFFIX
+            sha = hashlib.sha256()
+            with sftp.open(part, "wb") as fh:
+                fh.set_pipelined(True)
+                for block in _file_blocks(path):
+                    sha.update(block)
+                    fh.write(block)
+            written = sftp.stat(part).st_size
+            if written != size:
+                raise TransientError(f"short write ({written} of {size} bytes)", kind="transfer")
+            self._rename(sftp, part, full)
+            return DeliveredFile(rel, size, sha.hexdigest())
+
+        return self._run("put", go)
+
 
 class S3Delivery(S3Calls, BaseDelivery):
     """Deliver to `s3://bucket/prefix/…` with one put_object each, checked by SHA-256 and MD5."""
@@ -172,6 +238,32 @@ class S3Delivery(S3Calls, BaseDelivery):
 
         self._call("put", go)
         return DeliveredFile(rel, len(data), sha.hexdigest())
+
+    def put_file(self, name: str, path: Path) -> DeliveredFile:
+        """`put` of a file streamed from disk: its checksums from a first read, then one put_object
+        with the file as the body (S3 still stores all of it or none)."""
+        rel = safe_relpath(name)
+        sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+        size = 0
+        for block in _file_blocks(path):
+            sha.update(block)
+            md5.update(block)
+            size += len(block)
+
+        def go() -> None:
+            with Path(path).open("rb") as body:
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=self.key(rel),
+                    Body=body,
+                    ContentLength=size,
+                    ChecksumSHA256=base64.b64encode(sha.digest()).decode("ascii"),
+                    ContentMD5=base64.b64encode(md5.digest()).decode("ascii"),
+                    Metadata={"sha256": sha.hexdigest()},
+                )
+
+        self._call("put", go)
+        return DeliveredFile(rel, size, sha.hexdigest())
 
 
 def delivered_as_dict(d: DeliveredFile) -> dict[str, Any]:

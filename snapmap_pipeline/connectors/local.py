@@ -11,6 +11,7 @@ from pathlib import Path
 
 from snapmap_pipeline.connectors.base import (
     DEFAULT_INCLUDE,
+    FETCH_BLOCK,
     BaseDropSource,
     Destination,
     RemoteFile,
@@ -19,6 +20,8 @@ from snapmap_pipeline.connectors.base import (
     is_candidate,
     safe_relpath,
     skip_dir,
+    too_large,
+    write_blocks,
 )
 from snapmap_pipeline.errors import ConnectorError, FileTooLargeError, SourceUnavailableError, TransferError
 from snapmap_pipeline.logs import get_logger
@@ -141,6 +144,36 @@ class LocalDropSource(BaseDropSource):
                 path=rel,
             )
         return data
+
+    def fetch_to(self, name: str | RemoteFile, dest: Path) -> str:
+        """`fetch`, written to `dest` block by block (flat memory); returns the content hash."""
+        listed = name if isinstance(name, RemoteFile) else None
+        rel, path = self._resolve(listed.name if listed else name)  # type: ignore[union-attr]
+        try:
+            fh = path.open("rb")
+        except FileNotFoundError:
+            raise ConnectorError(
+                f"{rel} is no longer on the source; it will be picked up again if it is dropped again.",
+                code="remote_not_found",
+                path=rel,
+            ) from None
+        try:
+            with fh:
+                size = os.fstat(fh.fileno()).st_size
+                if size > self.max_file_bytes:
+                    raise too_large(rel, size, self.max_file_bytes)
+                blocks = iter(lambda: fh.read(FETCH_BLOCK), b"")
+                digest, written = write_blocks(blocks, dest, rel=rel, limit=self.max_file_bytes)
+            if listed is not None and written != listed.size:
+                raise TransferError(
+                    f"{rel} changed since it was listed ({listed.size} → {written} bytes); it will be "
+                    "taken when it is stable again.",
+                    path=rel,
+                )
+        except BaseException:
+            Path(dest).unlink(missing_ok=True)
+            raise
+        return digest
 
     def move(self, name: str, to: Destination) -> str:
         """Archive a drop (and its `.done` marker) under `<root>/<to>/`; returns the new name."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3
@@ -14,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from snapmap_pipeline.connectors.base import (
     DEFAULT_INCLUDE,
+    FETCH_BLOCK,
     BaseDropSource,
     Destination,
     RemoteFile,
@@ -21,13 +23,14 @@ from snapmap_pipeline.connectors.base import (
     is_candidate,
     safe_relpath,
     skip_dir,
+    too_large,
+    write_blocks,
 )
 from snapmap_pipeline.connectors.retry import TransientError, with_retries
 from snapmap_pipeline.errors import (
     AuthenticationError,
     ConfigError,
     ConnectorError,
-    FileTooLargeError,
     SourceUnavailableError,
     TransferError,
 )
@@ -224,39 +227,39 @@ class S3DropSource(S3Calls, BaseDropSource):
     def _exists(self, name: str) -> bool:
         return self.stat(name) is not None
 
+    def _get(self, rel: str, listed: RemoteFile | None) -> tuple[Any, int]:
+        """(get_object response, size) after the not-found, changed-since-listed and size guards."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key(rel)}
+        if listed is not None and listed.etag:
+            kwargs["IfMatch"] = f'"{listed.etag}"'
+        try:
+            obj = self.client.get_object(**kwargs)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _NOT_FOUND:
+                raise ConnectorError(
+                    f"{rel} is not in {self.where} (moved or deleted since listed).",
+                    code="remote_not_found",
+                    path=rel,
+                ) from None
+            if code in ("PreconditionFailed", "412"):
+                raise TransferError(
+                    f"{rel} changed since it was listed; it will be taken when stable.", path=rel
+                ) from None
+            raise
+        size = int(obj["ContentLength"])
+        if size > self.max_file_bytes:
+            obj["Body"].close()
+            raise too_large(rel, size, self.max_file_bytes)
+        return obj, size
+
     def fetch(self, name: str | RemoteFile) -> bytes:
         """The whole object or an error; with a listed RemoteFile the ETag must still match."""
         listed = name if isinstance(name, RemoteFile) else None
         rel = safe_relpath(listed.name if listed is not None else str(name))
 
         def go() -> bytes:
-            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key(rel)}
-            if listed is not None and listed.etag:
-                kwargs["IfMatch"] = f'"{listed.etag}"'
-            try:
-                obj = self.client.get_object(**kwargs)
-            except ClientError as exc:
-                code = str(exc.response.get("Error", {}).get("Code", ""))
-                if code in _NOT_FOUND:
-                    raise ConnectorError(
-                        f"{rel} is not in {self.where} (moved or deleted since listed).",
-                        code="remote_not_found",
-                        path=rel,
-                    ) from None
-                if code in ("PreconditionFailed", "412"):
-                    raise TransferError(
-                        f"{rel} changed since it was listed; it will be taken when stable.", path=rel
-                    ) from None
-                raise
-            size = int(obj["ContentLength"])
-            if size > self.max_file_bytes:
-                obj["Body"].close()
-                raise FileTooLargeError(
-                    f"{rel} is {size} bytes, over the {self.max_file_bytes}-byte limit; split the export or "
-                    "raise SNAPMAP_MAX_FILE_BYTES.",
-                    path=rel,
-                    size=size,
-                )
+            obj, size = self._get(rel, listed)
             try:
                 data = obj["Body"].read()
             except (OSError, BotoCoreError) as exc:
@@ -266,6 +269,30 @@ class S3DropSource(S3Calls, BaseDropSource):
             return data
 
         return self._call("fetch", go)
+
+    def fetch_to(self, name: str | RemoteFile, dest: Path) -> str:
+        """`fetch`, streamed into `dest` (flat memory); returns the content hash. A cut transfer is
+        retried from the start and never leaves `dest` behind."""
+        listed = name if isinstance(name, RemoteFile) else None
+        rel = safe_relpath(listed.name if listed is not None else str(name))
+
+        def go() -> str:
+            obj, size = self._get(rel, listed)
+            try:
+                digest, written = write_blocks(
+                    obj["Body"].iter_chunks(FETCH_BLOCK), dest, rel=rel, limit=self.max_file_bytes
+                )
+            except (ConnectionError, TimeoutError, BotoCoreError) as exc:
+                raise TransientError(type(exc).__name__, kind="transfer") from None
+            if written != size:
+                raise TransientError(f"short read ({written} of {size} bytes)", kind="transfer")
+            return digest
+
+        try:
+            return self._call("fetch", go)
+        except BaseException:
+            Path(dest).unlink(missing_ok=True)
+            raise
 
     def move(self, name: str, to: Destination) -> str:
         """Archive under `<prefix>/<to>/…` (copy, then delete), with the `.done` marker."""

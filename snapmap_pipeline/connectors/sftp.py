@@ -8,7 +8,7 @@ import base64
 import hashlib
 import posixpath
 import stat as stat_mod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +16,7 @@ import paramiko
 
 from snapmap_pipeline.connectors.base import (
     DEFAULT_INCLUDE,
+    FETCH_BLOCK,
     BaseDropSource,
     Destination,
     RemoteFile,
@@ -24,7 +25,9 @@ from snapmap_pipeline.connectors.base import (
     is_candidate,
     safe_relpath,
     skip_dir,
+    too_large,
     within,
+    write_blocks,
 )
 from snapmap_pipeline.connectors.retry import TransientError, with_retries
 from snapmap_pipeline.errors import (
@@ -479,6 +482,35 @@ class SftpDropSource(SftpSession, BaseDropSource):
 
         return self._run("fetch", go)
 
+    def fetch_to(self, name: str | RemoteFile, dest: Path) -> str:
+        """`fetch`, streamed into `dest` (flat memory); returns the content hash. A cut transfer is
+        retried from the start and never leaves `dest` behind."""
+        listed = name if isinstance(name, RemoteFile) else None
+        wanted = listed.name if listed is not None else str(name)
+
+        def go(sftp: paramiko.SFTPClient) -> str:
+            rel, real = self._checked(sftp, wanted)
+            with sftp.open(real, "rb") as fh:
+                size = int(fh.stat().st_size or 0)
+                if size > self.max_file_bytes:
+                    raise too_large(rel, size, self.max_file_bytes)
+                if listed is not None and size != listed.size:
+                    raise TransferError(
+                        f"{rel} changed since it was listed ({listed.size} → {size} bytes); it will be taken "
+                        "when it is stable again.",
+                        path=rel,
+                    )
+                digest, written = write_blocks(_windows(fh, size), dest, rel=rel, limit=self.max_file_bytes)
+            if written != size:  # the server or the link stopped early: treat as a cut transfer
+                raise TransientError(f"short read ({written} of {size} bytes)", kind="transfer")
+            return digest
+
+        try:
+            return self._run("fetch", go)
+        except BaseException:
+            Path(dest).unlink(missing_ok=True)
+            raise
+
     def move(self, name: str, to: Destination) -> str:
         """Archive a drop (and its `.done` marker) under `<root>/<to>/`; returns the new name."""
 
@@ -495,3 +527,18 @@ class SftpDropSource(SftpSession, BaseDropSource):
         dest = self._run("move", go)
         log.info("moved drop", extra={"fields": {"path": name, "to": dest}})
         return dest
+
+
+READ_REQUEST = 32 * 1024  # one SFTP read request (the size paramiko's own prefetch asks for)
+
+
+def _windows(fh: paramiko.SFTPFile, size: int) -> Iterator[bytes]:
+    """The file's bytes in order, FETCH_BLOCK at a time, each block's read requests pipelined.
+
+    `prefetch()` would queue the whole file and keep whatever arrived before it was read: memory as
+    large as the file when the disk is slower than the link. A window bounds that to one block.
+    """
+    for start in range(0, size, FETCH_BLOCK):  # a loop over blocks of the file, not over rows
+        end = min(size, start + FETCH_BLOCK)
+        chunks = [(off, min(READ_REQUEST, end - off)) for off in range(start, end, READ_REQUEST)]
+        yield b"".join(fh.readv(chunks))

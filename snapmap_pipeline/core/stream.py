@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +56,8 @@ from snapmap_pipeline.settings import Settings, get_settings
 log = get_logger(__name__)
 
 PREFIX_BYTES = 4 * 1024 * 1024  # header, delimiter, profiles, entity and mapping come from this much
+# Raw bytes that always hold PREFIX_BYTES once re-encoded as UTF-8 (UTF-32 takes 4 bytes a character).
+PREFIX_READ_BYTES = 4 * PREFIX_BYTES + 8
 SAMPLE_BYTES = 1024 * 1024  # encoding detection looks at this much
 COPY_BLOCK = 4 * 1024 * 1024  # transcoding and file appends move this much at a time
 MIN_BLOCK_BYTES = 64 * 1024
@@ -116,7 +118,11 @@ def process_file(
 
 def _is_excel(path: Path) -> bool:
     with path.open("rb") as fh:
-        head = fh.read(8)
+        return is_excel_head(fh.read(8))
+
+
+def is_excel_head(head: bytes) -> bool:
+    """Whether a file's first bytes are a workbook's (xlsx zip or xls OLE2): those cannot be streamed."""
     return head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"))
 
 
@@ -146,6 +152,42 @@ def _transcode(src: Path, encoding: str, dest: Path, filename: str) -> None:
                 f"'{filename}' ends inside a {encoding} character. Re-export it as UTF-8 CSV (or XLSX).",
                 file=filename,
             ) from exc
+
+
+# -- the prefix: what the entity and the mapping are decided from -------------------------------------
+def _cut_prefix(head: bytes) -> bytes:
+    """The first PREFIX_BYTES of UTF-8 text `head`, ended at a record boundary (all of it when shorter)."""
+    if len(head) <= PREFIX_BYTES:
+        return head
+    return head[: _record_end(head[:PREFIX_BYTES]) or PREFIX_BYTES]
+
+
+def read_prefix(
+    head: bytes, filename: str, settings: Settings | None = None, *, complete: bool = False
+) -> tuple[pl.DataFrame, Any]:
+    """The frame `process_path` infers and maps from, given the file's first `PREFIX_READ_BYTES` raw
+    bytes (`complete` when that is the whole file): (frame with `_row`, ReadReport).
+
+    The Dagster assets show and map this frame for a streamed drop, then hand the reviewed mapping to
+    `process_path(mapping=...)`, so the mapping a person reviews is the one the file goes out with.
+    """
+    settings = settings or get_settings()
+    encoding = detect_encoding(head[:SAMPLE_BYTES], filename)
+    if encoding not in ("utf-8", "utf-8-sig"):
+        bom = _BOMS.get(encoding)
+        raw = head[len(bom) :] if bom and head.startswith(bom) else head
+        try:
+            text = codecs.getincrementaldecoder(encoding)("strict").decode(raw, final=complete)
+        except UnicodeDecodeError as exc:
+            raise DecodeError(
+                f"'{filename}' could not be decoded as text: invalid {encoding} at byte {exc.start}. "
+                "Re-export it as UTF-8 CSV (or XLSX).",
+                file=filename,
+            ) from exc
+        head = text.encode("utf-8")
+    df, report = read_step(_cut_prefix(head[: PREFIX_BYTES + 1]), filename, settings)
+    report.encoding = encoding
+    return df, report
 
 
 # -- the mapping, in a short-lived process ------------------------------------------------------------
@@ -478,6 +520,8 @@ def process_path(
     chunk_rows: int = 50_000,
     quality: bool = True,
     map_in_child: bool = True,
+    mapping: Any = None,
+    on_batch: Callable[[pl.DataFrame, pl.DataFrame], None] | None = None,
 ) -> ProcessReport:
     """Process a CSV file of any size in bounded memory; same outputs and report.json as `process_bytes`.
 
@@ -490,7 +534,17 @@ def process_path(
     The quality report runs on the first `quality_sample_rows` valid rows and says it is sampled.
     The `max_file_bytes` guard applies here too (memory does not grow with the file, but an oversize
     drop is still refused unless the deployment raised the limit).
+
+    `mapping` (with `entity`): a Mapping already decided on `read_prefix`'s frame (the Dagster assets
+    review it first); no inference then. `on_batch(valid, quarantine)` sees each block's valid rows and
+    its quarantine rows (with their source columns, as in quarantine.csv) as they are written, so a
+    caller can keep a head sample or check each block without holding the file.
     """
+    if mapping is not None and not entity:
+        raise SnapMapError(
+            "process_path(mapping=...) needs the entity the mapping was made for; pass entity=",
+            code="mapping_without_entity",
+        )
     settings = settings or get_settings()
     started = time.perf_counter()
     path = Path(path)
@@ -525,15 +579,17 @@ def process_path(
 
         # -- the prefix: layout, entity, mapping --------------------------------------------------
         with src.open("rb") as fh:
-            head = fh.read(PREFIX_BYTES + 1)
-        truncated = len(head) > PREFIX_BYTES
-        prefix = head[: _record_end(head[:PREFIX_BYTES]) or PREFIX_BYTES] if truncated else head
-        del head
+            prefix = _cut_prefix(fh.read(PREFIX_BYTES + 1))
         df, read_report = read_step(prefix, filename, settings)
         read_report.encoding = encoding
         layout = _Layout(read_report.delimiter or ",", read_report.header_row, list(read_report.columns))
-        args = (prefix, filename, entity, tenant, operation, settings)
-        guess, mapping = _infer_and_map_isolated(tmp, *args) if map_in_child else _infer_and_map(*args)
+        if mapping is not None:  # decided (and reviewed) by the caller on `read_prefix`'s frame
+            from snapmap_pipeline.core.infer import EntityGuess
+
+            guess = EntityGuess(entity=entity, confidence=1.0, candidates=[(str(entity), 1.0)])
+        else:
+            args = (prefix, filename, entity, tenant, operation, settings)
+            guess, mapping = _infer_and_map_isolated(tmp, *args) if map_in_child else _infer_and_map(*args)
         schema = load_schema(guess.entity)
         schema.operation(operation)
         review_or_block(
@@ -593,6 +649,7 @@ def process_path(
             totals=totals,
             quality=quality,
             filename=filename,
+            on_batch=on_batch,
         )
 
     if totals.blanks:
@@ -675,12 +732,13 @@ def _export_pass(
     totals: _Totals,
     quality: bool,
     filename: str,
+    on_batch: Callable[[pl.DataFrame, pl.DataFrame], None] | None = None,
 ) -> dict[str, Any]:
     """Pass 2: every block through transform and validate; XML, CSV and quarantine appended to their
     `*.part` files, renamed at the end. Any failure removes the parts and re-raises."""
     from snapmap_pipeline.core.companion import complete_records, fill_xml_values
     from snapmap_pipeline.core.export.csv import blank_reason, write_eightfold_csv, write_quarantine_csv
-    from snapmap_pipeline.core.export.xml import XsdChecker, own_xsd, write_xml
+    from snapmap_pipeline.core.export.xml import CHUNK_ROWS, XsdChecker, own_xsd, write_xml
     from snapmap_pipeline.core.transform import apply_mapping, transform
     from snapmap_pipeline.core.validate import attach_source, validate
 
@@ -757,9 +815,13 @@ def _export_pass(
             del transformed
 
             part = scratch / "quarantine.csv"
-            write_quarantine_csv(attach_source(df, result.quarantine), part)
+            quarantined = attach_source(df, result.quarantine)
+            write_quarantine_csv(quarantined, part)
             _append(part, _part(q_path), first)
             del df
+            if on_batch is not None:
+                on_batch(result.valid, quarantined)
+            del quarantined
             _csv_batch(result.valid, first)
             if quality and sum(s.height for s in sample) < sample_rows:
                 sample.append(result.valid.head(sample_rows - sum(s.height for s in sample)))
@@ -793,12 +855,14 @@ def _export_pass(
         csv_state["files"] = [out_dir / p.name for p in report.files]
         csv_state["rows"] += report.rows
 
-    # A streamed file is large by definition: each chunk's first records are checked (see XsdChecker).
+    # A streamed file is large by definition: each slice's first records are checked (see XsdChecker),
+    # the same share as in memory (xsd_sample_records per CHUNK_ROWS records), not xsd_sample_records of
+    # every 20k-record slice: that was a quarter of the records, and XSD checks cost about 4x writing.
     check = XsdChecker(
         own_xsd(schema.entity, operation),
         schema.xml.root,
         schema.xml.record,
-        sample_records=settings.xsd_sample_records,
+        sample_records=max(1, settings.xsd_sample_records * XML_SLICE_ROWS // CHUNK_ROWS),
     )
     summary: dict[str, Any] | None = None
     try:

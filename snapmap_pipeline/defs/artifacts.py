@@ -57,6 +57,31 @@ class ArtifactStore:
         raise NotImplementedError
         yield Path()  # pragma: no cover
 
+    # -- large files: streamed, never held as bytes ----------------------------------------------
+    def write_file(self, rel: str, path: Path) -> str:
+        """Store the local file `path` at `rel`, copied in blocks (S3: a multipart upload)."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def local_copy(self, rel: str) -> Iterator[Path]:
+        """A local path holding the file at `rel` for the block (the file itself locally, a temp
+        download for S3). Read it only."""
+        raise NotImplementedError
+        yield Path()  # pragma: no cover
+
+    def read_head(self, rel: str, size: int) -> bytes:
+        """At most the first `size` bytes of the file at `rel`."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def receive(self, rel: str) -> Iterator[Path]:
+        """A local path to write a file to; stored at `rel` when the block ends without an error,
+        never stored (nor left behind) otherwise. For a drop fetched block by block."""
+        with tempfile.TemporaryDirectory(prefix="snapmap-receive-") as tmp:
+            dest = Path(tmp) / Path(rel).name
+            yield dest
+            self.write_file(rel, dest)
+
     # -- shared helpers --------------------------------------------------------------------------
     def read_json(self, rel: str) -> dict[str, Any]:
         return json.loads(self.read_bytes(rel))
@@ -139,6 +164,34 @@ class LocalArtifactStore(ArtifactStore):
     def exists(self, rel: str) -> bool:
         return self.path(rel).exists()
 
+    def write_file(self, rel: str, path: Path) -> str:
+        p = self.path(rel)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".part")
+        shutil.copyfile(path, tmp)
+        tmp.replace(p)
+        return str(p)
+
+    @contextlib.contextmanager
+    def local_copy(self, rel: str) -> Iterator[Path]:
+        yield self.path(rel)
+
+    def read_head(self, rel: str, size: int) -> bytes:
+        with self.path(rel).open("rb") as fh:
+            return fh.read(size)
+
+    @contextlib.contextmanager
+    def receive(self, rel: str) -> Iterator[Path]:
+        # Written beside its final name and renamed: no second copy of a large drop.
+        p = self.path(rel)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".part")
+        try:
+            yield tmp
+            tmp.replace(p)
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def list(self, prefix: str) -> list[tuple[str, datetime]]:
         base = self.path(prefix)
         if base.is_file():
@@ -192,6 +245,28 @@ class S3ArtifactStore(ArtifactStore):
         self.client.put_object(Bucket=self.bucket, Key=self._key(rel), Body=data)
         return self.uri(rel)
 
+    def write_file(self, rel: str, path: Path) -> str:
+        self.client.upload_file(str(path), self.bucket, self._key(rel))  # multipart above 8 MB
+        return self.uri(rel)
+
+    @contextlib.contextmanager
+    def local_copy(self, rel: str) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="snapmap-") as tmp:
+            local = Path(tmp) / Path(rel).name
+            self.client.download_file(self.bucket, self._key(rel), str(local))
+            yield local
+
+    def read_head(self, rel: str, size: int) -> bytes:
+        from botocore.exceptions import ClientError
+
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self._key(rel), Range=f"bytes=0-{size - 1}")
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) == "InvalidRange":  # an empty file
+                return b""
+            raise
+        return obj["Body"].read()
+
     def exists(self, rel: str) -> bool:
         resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._key(rel), MaxKeys=1)
         return any(o["Key"] == self._key(rel) for o in resp.get("Contents", []))
@@ -221,5 +296,5 @@ class S3ArtifactStore(ArtifactStore):
             local = Path(tmp)
             yield local
             for p in local.rglob("*"):
-                if p.is_file():
-                    self.write_bytes(f"{rel}/{p.relative_to(local).as_posix()}", p.read_bytes())
+                if p.is_file():  # uploaded from disk: a streamed drop's feeds never pass through memory
+                    self.write_file(f"{rel}/{p.relative_to(local).as_posix()}", p)

@@ -2,7 +2,6 @@
 runs on different machines share them. Works on a local folder and on s3:// (bytes through the store).
 """
 
-import io
 import pickle
 from typing import Any
 
@@ -41,10 +40,11 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             return  # a plain op's result (the retention job's counts) is bookkeeping: its metadata has it
         key = context.asset_partition_key if context.has_asset_partitions else None
         if isinstance(obj, pl.DataFrame):
-            buf = io.BytesIO()
-            obj.write_parquet(buf)
-            uri = self._store().write_bytes(_rel(context.asset_key, key, "parquet"), buf.getvalue())
-            context.add_output_metadata({"stored_at": dg.MetadataValue.path(uri)})
+            store, rel = self._store(), _rel(context.asset_key, key, "parquet")
+            # Written to a file, not to bytes first: a large frame is never held twice.
+            with store.receive(rel) as dest:
+                obj.write_parquet(dest)
+            context.add_output_metadata({"stored_at": dg.MetadataValue.path(store.uri(rel))})
         else:
             self._store().write_bytes(_rel(context.asset_key, key, "pkl"), pickle.dumps(obj))
 
@@ -54,8 +54,10 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         for ext in ("parquet", "pkl"):
             rel = _rel(asset_key, partition_key, ext)
             if store.exists(rel):
-                data = store.read_bytes(rel)
-                return True, pl.read_parquet(io.BytesIO(data)) if ext == "parquet" else pickle.loads(data)
+                if ext == "parquet":
+                    with store.local_copy(rel) as path:
+                        return True, pl.read_parquet(path, memory_map=False)
+                return True, pickle.loads(store.read_bytes(rel))
         return False, None
 
     def load_input(self, context: dg.InputContext) -> Any:

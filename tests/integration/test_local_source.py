@@ -159,3 +159,22 @@ def test_release_offers_a_file_again(tmp_path: Path) -> None:
     assert poll(src, taken.state).ready == []
     again = poll(src, release(taken.state, taken.ready))  # e.g. the fetch failed: hand it back
     assert [f.name for f in again.ready] == ["a/x.csv"]
+
+
+def test_fetch_to_streams_the_file_with_its_content_hash_and_the_same_guards(tmp_path: Path) -> None:
+    from snapmap_pipeline.core.pipeline import content_hash
+
+    payload = os.urandom(3 * 1024 * 1024 + 17)  # more than one block, not a whole number of them
+    _drop(tmp_path / "drops", "a/big.csv", payload)
+    src = LocalDropSource(tmp_path / "drops")
+    dest = tmp_path / "out.csv"
+    listed = src.stat("a/big.csv")
+    assert src.fetch_to(listed, dest) == content_hash(payload) == content_hash(src.fetch(listed))
+    assert dest.read_bytes() == payload
+
+    with pytest.raises(FileTooLargeError):
+        LocalDropSource(tmp_path / "drops", max_file_bytes=1024).fetch_to("a/big.csv", tmp_path / "x")
+    stale = RemoteFile("a/big.csv", size=10, mtime=0.0)  # changed since it was listed
+    with pytest.raises(TransferError):
+        src.fetch_to(stale, tmp_path / "y")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # nothing partial left

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,6 +83,26 @@ def test_fetch_cap(s3: tuple[Any, str]) -> None:
         S3DropSource(client, bucket, max_file_bytes=1000).fetch("a/x.csv")
 
 
+def test_fetch_to_streams_the_object_with_its_content_hash_and_the_same_guards(
+    s3: tuple[Any, str], tmp_path: Path
+) -> None:
+    client, bucket = s3
+    payload = os.urandom(2 * 1024 * 1024 + 5)
+    client.put_object(Bucket=bucket, Key="a/x.csv", Body=payload)
+    src = S3DropSource(client, bucket)
+    listed = src.list().files[0]
+    dest = tmp_path / "x.csv"
+    assert src.fetch_to(listed, dest) == hashlib.sha256(payload).hexdigest()
+    assert dest.read_bytes() == payload
+
+    with pytest.raises(FileTooLargeError):
+        S3DropSource(client, bucket, max_file_bytes=1000).fetch_to("a/x.csv", tmp_path / "big")
+    client.put_object(Bucket=bucket, Key="a/x.csv", Body=b"v2")
+    with pytest.raises(TransferError):
+        src.fetch_to(listed, tmp_path / "changed")  # its ETag no longer matches the listing
+    assert not (tmp_path / "big").exists() and not (tmp_path / "changed").exists()
+
+
 def test_stability_by_etag(s3: tuple[Any, str]) -> None:
     client, bucket = s3
     client.put_object(Bucket=bucket, Key="a/x.csv", Body=b"x")
@@ -131,3 +153,48 @@ def test_accepts_a_dagster_aws_style_resource(s3_server: S3Server) -> None:
 
     bucket = s3_server.new_bucket()
     assert S3DropSource(Resource(), bucket).list().files == []
+
+
+def test_s3_artifacts_store_large_files_from_and_to_disk(s3: tuple[Any, str], tmp_path: Path) -> None:
+    from snapmap_pipeline.defs.artifacts import S3ArtifactStore
+
+    client, bucket = s3
+    store = S3ArtifactStore(f"s3://{bucket}/art", client)
+    payload = os.urandom(9 * 1024 * 1024)  # above boto3's multipart threshold
+    with store.receive("drops/k/upload/x.csv") as dest:
+        dest.write_bytes(payload)
+    assert store.read_head("drops/k/upload/x.csv", 10) == payload[:10]
+    with store.local_copy("drops/k/upload/x.csv") as local:
+        assert local.read_bytes() == payload
+    with pytest.raises(ValueError), store.receive("drops/k/upload/y.csv") as dest:
+        dest.write_bytes(b"half")
+        raise ValueError("the fetch failed")
+    assert not store.exists("drops/k/upload/y.csv")  # a failed receive stores nothing
+    store.write_bytes("drops/k/empty.csv", b"")
+    assert store.read_head("drops/k/empty.csv", 10) == b""
+    with store.staging("drops/k/out") as out:
+        (out / "feed.xml").write_bytes(payload)
+    assert client.get_object(Bucket=bucket, Key="art/drops/k/out/feed.xml")["Body"].read() == payload
+
+
+def test_delivery_of_a_file_from_disk_keeps_the_checksums(s3_server: S3Server, tmp_path: Path) -> None:
+    client = s3_server.client(fresh=True)
+    bucket = s3_server.new_bucket()
+    sent: list[dict[str, str]] = []
+
+    def capture(request: Any, **_: Any) -> None:
+        if request.method == "PUT":
+            sent.append(
+                {k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+            )
+
+    client.meta.events.register("before-send.s3.PutObject", capture)
+    feed = tmp_path / "employee.xml"
+    feed.write_bytes(os.urandom(3 * 1024 * 1024 + 1))  # a streamed drop's feed, sent from disk
+    body = feed.read_bytes()
+    manifest = S3Delivery(client, bucket, "out").deliver({"employee.xml": feed}, "acme/big")
+    assert len(sent) == 2  # still one put for the file (then the manifest)
+    assert sent[0]["x-amz-checksum-sha256"] == base64.b64encode(hashlib.sha256(body).digest()).decode()
+    assert sent[0]["content-md5"] == base64.b64encode(hashlib.md5(body).digest()).decode()
+    assert client.get_object(Bucket=bucket, Key="out/acme/big/employee.xml")["Body"].read() == body
+    assert manifest["files"][0]["sha256"] == hashlib.sha256(body).hexdigest()

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from snapmap_pipeline.connectors import SftpDelivery, SftpDropSource, poll
-from snapmap_pipeline.errors import ConfigError, FileTooLargeError, HostKeyError, RemotePathError
+from snapmap_pipeline.errors import (
+    ConfigError,
+    FileTooLargeError,
+    HostKeyError,
+    RemotePathError,
+    TransferError,
+)
 from tests.integration.servers import SshdServer
 
 
@@ -86,6 +92,27 @@ def test_fetch_cap(sshd_server: SshdServer, drop_root: Path) -> None:
         src.fetch("a/big.csv")
 
 
+def test_fetch_to_streams_the_file_with_its_content_hash_and_the_same_guards(
+    sshd_server: SshdServer, drop_root: Path, tmp_path: Path
+) -> None:
+    payload = secrets.token_bytes(2 * 1024 * 1024 + 40_000)  # blocks of requests, and a short last one
+    _drop(drop_root, "a/big.csv", payload)
+    with SftpDropSource(**sshd_server.source_kwargs(root=str(drop_root))) as src:
+        listed = src.stat("a/big.csv")
+        dest = tmp_path / "big.csv"
+        assert src.fetch_to(listed, dest) == hashlib.sha256(payload).hexdigest()
+        assert dest.read_bytes() == payload
+        _drop(drop_root, "a/big.csv", payload + b"more")
+        with pytest.raises(TransferError):
+            src.fetch_to(listed, tmp_path / "changed")  # changed since it was listed
+    with (
+        pytest.raises(FileTooLargeError),
+        SftpDropSource(**sshd_server.source_kwargs(root=str(drop_root)), max_file_bytes=1000) as src,
+    ):
+        src.fetch_to("a/big.csv", tmp_path / "capped")
+    assert not (tmp_path / "changed").exists() and not (tmp_path / "capped").exists()
+
+
 def test_listing_skips_links_out_of_the_root(
     sshd_server: SshdServer, drop_root: Path, tmp_path: Path
 ) -> None:
@@ -112,3 +139,23 @@ def test_sftp_delivery_is_atomic_with_manifest(sshd_server: SshdServer, drop_roo
     assert json.loads((folder / "manifest.json").read_text()) == manifest
     for entry in manifest["files"]:
         assert hashlib.sha256((folder / entry["name"]).read_bytes()).hexdigest() == entry["sha256"]
+
+
+def test_sftp_delivery_streams_a_file_from_disk(
+    sshd_server: SshdServer, drop_root: Path, tmp_path: Path
+) -> None:
+    out = drop_root / "outbound"
+    out.mkdir()
+    feed = tmp_path / "employee.xml"
+    feed.write_bytes(secrets.token_bytes(2 * 1024 * 1024 + 3))  # a streamed drop's feed: never in memory
+    with SftpDelivery(**sshd_server.source_kwargs(root=str(out))) as target:
+        manifest = target.deliver({"employee.xml": feed}, "acme/big")
+    delivered = out / "acme/big/employee.xml"
+    assert delivered.read_bytes() == feed.read_bytes()
+    [entry] = manifest["files"]
+    assert entry == {
+        "name": "employee.xml",
+        "bytes": feed.stat().st_size,
+        "sha256": hashlib.sha256(feed.read_bytes()).hexdigest(),
+    }
+    assert not [p for p in delivered.parent.iterdir() if p.name.endswith(".part")]

@@ -414,6 +414,7 @@ def record_open_tag(schema: EntitySchema, operation: str) -> str:
 
 
 # -- writing -------------------------------------------------------------------------------------------
+CHUNK_ROWS = 100_000  # records per chunk built at once (see write_xml)
 _ESCAPE_BYTES = [ch.encode() for ch in _ESCAPE_FROM]
 _FORBIDDEN_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
 _NONCHARS = ("\ufffe".encode(), "\uffff".encode())
@@ -514,7 +515,7 @@ def write_xml(
     operation: str,
     path: Path,
     *,
-    chunk_rows: int = 100_000,
+    chunk_rows: int = CHUNK_ROWS,
     on_chunk: Callable[[bytes], None] | None = None,
     threads: int = 1,
 ) -> XmlReport:

@@ -1,8 +1,17 @@
 """The per-file assets: raw_upload → parsed_table → inferred_entity → field_mapping → validated_frame
 (+ quarantine) → eightfold_xml (+ eightfold_csv) → delivery. Each body loads its inputs, calls
 `core.pipeline`, and attaches metadata. Frames travel through the IO manager.
+
+A CSV drop above SNAPMAP_STREAM_ABOVE_BYTES is *streamed*, as the CLI streams it: the same assets,
+checks and lineage, but the file is fetched and stored block by block, parsed_table is the prefix that
+`core.stream` maps from (so the mapping is shown and reviewed as for any file), and validated_frame runs
+`core.stream.process_path` with that reviewed mapping, writing every feed in bounded memory. Its frames
+are then the first rows only (full counts in metadata) and eightfold_xml records the written feeds.
+A drop with companion sheets beside it, or a workbook, goes the in-memory way (still capped at
+SNAPMAP_MAX_FILE_BYTES), as `snapmap process --companion` does.
 """
 
+import contextlib
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,6 +22,7 @@ import dagster as dg
 import polars as pl
 
 from snapmap_pipeline.core import pipeline as core
+from snapmap_pipeline.core import stream
 from snapmap_pipeline.core.companion import companion_columns, companion_for_name, sibling_companion_names
 from snapmap_pipeline.core.schema import load_schema
 from snapmap_pipeline.defs.daily.partitions import FEEDS, feed_key
@@ -62,24 +72,29 @@ def raw_upload(
                     f"drop the file again so a sensor picks it up",
                     code="drop_unknown",
                 )
-            with drop_sources.source(tags[TAG_SOURCE]) as source:
-                data = source.fetch(tags[TAG_PATH])
-                # Companion sheets beside the MAIN file (same folder, Eightfold's names) ride with it.
-                siblings = {
-                    name: source.fetch(name)
-                    for name in sibling_companion_names(tags[TAG_PATH])
-                    if source.stat(name) is not None
-                }
-            digest = core.content_hash(data)
-            if TAG_HASH in tags and digest != tags[TAG_HASH]:
-                raise InputError(
-                    "the file changed on the source since the sensor saw it; its new bytes get their own "
-                    "partition on the next sensor tick",
-                    code="drop_changed",
-                )
             name = tags[TAG_PATH]
             upload = f"drops/{key}/upload/{Path(name).name}"
-            store.write_bytes(upload, data)
+            large = None
+            with drop_sources.source(tags[TAG_SOURCE]) as source:
+                listed = source.stat(name)
+                if listed is not None and listed.size > get_settings().stream_above_bytes:
+                    # Block by block into the store, hashed on the way: never held as bytes.
+                    with store.receive(upload) as dest:
+                        digest = source.fetch_to(listed, dest)
+                        _same_bytes(digest, tags)
+                    large = listed.size
+                else:
+                    data = source.fetch(name)
+                    digest = core.content_hash(data)
+                # Companion sheets beside the MAIN file (same folder, Eightfold's names) ride with it.
+                siblings = {
+                    sibling: source.fetch(sibling)
+                    for sibling in sibling_companion_names(name)
+                    if source.stat(sibling) is not None
+                }
+            if large is None:
+                _same_bytes(digest, tags)
+                store.write_bytes(upload, data)
             companions = {}
             for sibling, sibling_data in siblings.items():  # a handful of sheets at most
                 companions[Path(sibling).name] = f"drops/{key}/companions/{Path(sibling).name}"
@@ -91,10 +106,14 @@ def raw_upload(
                 "tenant": tags.get(TAG_TENANT) or core.tenant_from_name(name),
                 "source": tags[TAG_SOURCE],
                 "hash": digest,
-                "bytes": len(data),
+                "bytes": len(data) if large is None else large,
                 "dropped_at": tags.get(TAG_DROPPED_AT) or datetime.now(UTC).isoformat(),
                 "upload": upload,
                 "companions": companions,
+                # streamed through core.stream: a CSV (not a workbook) above the threshold, alone
+                "streamed": large is not None
+                and not companions
+                and not stream.is_excel_head(store.read_head(upload, 8)),
                 "status": "received",
             }
             store.write_json(f"drops/{key}/drop.json", manifest)
@@ -104,6 +123,7 @@ def raw_upload(
             "source": manifest["source"],
             "original path": manifest["path"],
             "bytes": manifest["bytes"],
+            "streamed": bool(manifest.get("streamed")),
             "content hash": manifest["hash"],
             "dropped at": manifest["dropped_at"],
             "upload": dg.MetadataValue.path(store.uri(manifest["upload"])),
@@ -112,18 +132,41 @@ def raw_upload(
     return manifest
 
 
+def _same_bytes(digest: str, tags: dict[str, str]) -> None:
+    if TAG_HASH in tags and digest != tags[TAG_HASH]:
+        raise InputError(
+            "the file changed on the source since the sensor saw it; its new bytes get their own "
+            "partition on the next sensor tick",
+            code="drop_changed",
+        )
+
+
 @dg.asset(**_common(kinds={"polars"}))
 def parsed_table(
     context: dg.AssetExecutionContext, raw_upload: dict[str, Any], artifacts: ArtifactsResource
 ) -> pl.DataFrame:
-    """The file as a frame of strings with `_row`, the spreadsheet row a person sees."""
+    """The file as a frame of strings with `_row`, the spreadsheet row a person sees. For a streamed
+    drop, its prefix: the rows `core.stream` decides the entity and the mapping from."""
     started = time.perf_counter()
-    data = artifacts.store().read_bytes(raw_upload["upload"])
+    store = artifacts.store()
+    streamed: dict[str, Any] = {}
     with as_failure():
-        df, report = core.read_step(data, raw_upload["filename"])
+        if raw_upload.get("streamed"):
+            head = store.read_head(raw_upload["upload"], stream.PREFIX_READ_BYTES)
+            complete = len(head) < stream.PREFIX_READ_BYTES
+            df, report = stream.read_prefix(head, raw_upload["filename"], complete=complete)
+            del head
+            streamed = {
+                "streamed": True,
+                "prefix": f"the first {df.height} rows of a streamed file of {raw_upload['bytes']} bytes; "
+                "validated_frame has the whole file's counts",
+            }
+        else:
+            df, report = core.read_step(store.read_bytes(raw_upload["upload"]), raw_upload["filename"])
     info = report.to_dict()
     context.add_output_metadata(
         {
+            **streamed,
             "rows": df.height,
             "columns": df.width - 1,
             "column names": dg.MetadataValue.json(core.source_columns(df)),
@@ -212,7 +255,11 @@ def validated_frame(
     artifacts: ArtifactsResource,
 ):
     """Mapped → SQL model → validated; every row ends up valid or quarantined with its reason. Companion
-    sheets that came with the drop are attached (core/companion.py)."""
+    sheets that came with the drop are attached (core/companion.py). A streamed drop goes through
+    `core.stream.process_path`, which writes its feeds too (see the module docstring)."""
+    if raw_upload.get("streamed"):
+        yield from _validated_streamed(context, raw_upload, field_mapping, artifacts)
+        return
     started = time.perf_counter()
     schema = load_schema(field_mapping["entity"])
     dropped_at = datetime.fromisoformat(raw_upload["dropped_at"])
@@ -270,6 +317,72 @@ def validated_frame(
     yield checks.row_conservation(v.valid, parsed_table, v.quarantine)
 
 
+def _validated_streamed(
+    context: dg.AssetExecutionContext,
+    raw_upload: dict[str, Any],
+    field_mapping: dict[str, Any],
+    artifacts: ArtifactsResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """validated_frame for a streamed drop: every feed written into the drop's out/ folder in bounded
+    memory, the blocking checks gathered block by block, the first rows as the assets' values."""
+    started = time.perf_counter()
+    settings = get_settings()
+    store = artifacts.store()
+    entity, operation = field_mapping["entity"], field_mapping["operation"]
+    blocks = checks.StreamedBlocks(entity, operation, settings.quality_sample_rows)
+    rel = f"drops/{context.partition_key}/out"
+    with (
+        as_failure(),
+        store.local_copy(raw_upload["upload"]) as src,
+        store.staging(rel) as out_dir,
+    ):
+        report = stream.process_path(
+            src,
+            out_dir=out_dir,
+            entity=entity,
+            tenant=raw_upload["tenant"],
+            operation=operation,
+            drop_time=datetime.fromisoformat(raw_upload["dropped_at"]),
+            settings=settings,
+            quality=False,  # the quality_suite check runs on this asset's value: the same first rows
+            mapping=field_mapping["mapping"],
+            on_batch=blocks,
+        )
+    valid, quarantine = blocks.heads()
+    info = report.outputs.get("streamed", {})
+    figures = {
+        "streamed": True,
+        "rows in": report.rows_in,
+        "rows valid": report.rows_valid,
+        "rows quarantined": report.rows_quarantined,
+        "quarantine rate": round(report.rows_quarantined / report.rows_in, 4) if report.rows_in else 0.0,
+        "batches": int(info.get("batches", 0)),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    show = settings.preview
+    yield dg.Output(
+        valid,
+        "validated_frame",
+        metadata={
+            **figures,
+            "value": f"the first {valid.height} of {report.rows_valid} valid rows; the feeds hold them all",
+            "preview": masked_preview(valid, show_values=show),
+        },
+    )
+    yield dg.Output(
+        quarantine,
+        "quarantine",
+        metadata={
+            "rows": report.rows_quarantined,
+            "value": f"the first {quarantine.height} quarantine rows; quarantine.csv holds them all",
+            "rules": dg.MetadataValue.json(blocks.rule_counts()[:20]),
+        },
+    )
+    yield blocks.contract_result()
+    records = report.outputs.get("xml_report", {}).get("rows")
+    yield blocks.conservation_result(report.rows_in, None if records is None else int(records))
+
+
 @dg.multi_asset(
     outs={
         "eightfold_xml": dg.AssetOut(kinds={"xml"}, description="The primary feed, valid against the XSD."),
@@ -287,20 +400,34 @@ def eightfold_xml(
     field_mapping: dict[str, Any],
     artifacts: ArtifactsResource,
 ):
-    """Write `<entity>.xml`, `<ENTITY>-MAIN.csv` and `quarantine.csv` for this drop."""
+    """Write `<entity>.xml`, `<ENTITY>-MAIN.csv` and `quarantine.csv` for this drop. A streamed drop's
+    feeds were written by validated_frame: they are recorded and the XML checked, not written again."""
     started = time.perf_counter()
     schema = load_schema(field_mapping["entity"])
     store = artifacts.store()
     rel = f"drops/{context.partition_key}/out"
-    validated = core.Validated(validated_frame, quarantine, None, None)
-    with as_failure(), store.staging(rel) as out_dir:
-        outputs = core.export_step(
-            validated, schema, out_dir, operation=field_mapping["operation"], quality=False
-        )
-        xml_check = checks.xml_valid(Path(outputs["xml"]), schema.entity, field_mapping["operation"])
+    manifest = store.drop_manifest(context.partition_key) or {}
+    if manifest.get("streamed"):
+        outputs = store.read_json(f"{rel}/report.json")["outputs"]
+        # report.json names the files where they were written (a temp folder for an S3 store)
+        with as_failure(), store.local_copy(f"{rel}/{Path(outputs['xml']).name}") as xml_local:
+            xml_check = checks.xml_valid(xml_local, schema.entity, field_mapping["operation"])
 
-    def uri(local: str | None) -> str | None:
-        return None if local is None else store.uri(f"{rel}/{Path(local).relative_to(out_dir).as_posix()}")
+        def uri(local: str | None) -> str | None:
+            return None if local is None else store.uri(f"{rel}/{Path(local).name}")
+
+    else:
+        validated = core.Validated(validated_frame, quarantine, None, None)
+        with as_failure(), store.staging(rel) as out_dir:
+            outputs = core.export_step(
+                validated, schema, out_dir, operation=field_mapping["operation"], quality=False
+            )
+            xml_check = checks.xml_valid(Path(outputs["xml"]), schema.entity, field_mapping["operation"])
+
+        def uri(local: str | None) -> str | None:
+            return (
+                None if local is None else store.uri(f"{rel}/{Path(local).relative_to(out_dir).as_posix()}")
+            )
 
     files = {"xml": uri(outputs["xml"]), "csv": uri(outputs["csv"]), "quarantine": uri(outputs["quarantine"])}
     result = {**files, "entity": schema.entity, "operation": field_mapping["operation"], "rel": rel}
@@ -310,7 +437,8 @@ def eightfold_xml(
         metadata={
             "xml": dg.MetadataValue.path(files["xml"]),
             "quarantine": dg.MetadataValue.path(files["quarantine"]),
-            "records": int(outputs["xml_report"].get("records", validated_frame.height)),
+            "records": int(outputs["xml_report"].get("rows", validated_frame.height)),
+            "streamed": bool(manifest.get("streamed")),
             "seconds": round(time.perf_counter() - started, 3),
         },
     )
@@ -342,11 +470,10 @@ def delivery(
     if target is not None:
         rel = eightfold_xml["rel"]
         names = [Path(p).name for p in (eightfold_xml["xml"], eightfold_csv) if p]
-        with as_failure():
-            delivered = target.deliver(
-                {n: store.read_bytes(f"{rel}/{n}") for n in names},
-                f"{raw_upload['tenant'] or 'default'}/{key}",
-            )
+        # From disk, block by block: a streamed drop's feeds are as large as the drop.
+        with as_failure(), contextlib.ExitStack() as files:
+            local = {n: files.enter_context(store.local_copy(f"{rel}/{n}")) for n in names}
+            delivered = target.deliver(local, f"{raw_upload['tenant'] or 'default'}/{key}")
     manifest = {
         **raw_upload,
         "entity": eightfold_xml["entity"],

@@ -64,15 +64,12 @@ def mapping_reviewed(field_mapping: dict[str, Any]) -> dg.AssetCheckResult:
     )
 
 
-def contract(validated_frame: pl.DataFrame, field_mapping: dict[str, Any]) -> dg.AssetCheckResult:
+def _contract_cases(contract: Any, frame: pl.DataFrame) -> pl.DataFrame | None:
+    """The pandera failure cases of `frame` (None when it meets the contract), values masked."""
     from pandera.errors import SchemaErrors
 
-    from snapmap_pipeline.core.validate import build_contract
-
-    schema = load_schema(field_mapping["entity"])
-    data = validated_frame  # the contract includes `_row`, the row a person sees
     try:
-        build_contract(schema, field_mapping["operation"]).validate(data, lazy=True)
+        contract.validate(frame, lazy=True)  # the contract includes `_row`, the row a person sees
     except SchemaErrors as exc:
         cases = (
             pl.from_pandas(exc.failure_cases)
@@ -81,50 +78,143 @@ def contract(validated_frame: pl.DataFrame, field_mapping: dict[str, Any]) -> dg
         )
         if not get_settings().preview and "failure_case" in cases.columns:
             cases = cases.with_columns(pl.lit("•••").alias("failure_case"))  # values are personal data
+        return cases.cast(pl.String)
+    return None
+
+
+def _contract_result(
+    cases: pl.DataFrame | None, failures: int, rows_checked: int, entity: str
+) -> dg.AssetCheckResult:
+    if cases is None or failures == 0:
         return dg.AssetCheckResult(
             check_name=CONTRACT.name,
             asset_key=CONTRACT.asset_key,
-            passed=False,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=f"{cases.height} contract failure(s) in rows marked valid; this is a bug in the "
-            f"validation rules for {schema.entity}: report it with this run's id",
-            metadata={
-                "failure cases": dg.MetadataValue.md(frame_markdown(cases.head(MAX_CASES).cast(pl.String))),
-                "failures": cases.height,
-            },
+            passed=True,
+            metadata={"rows checked": rows_checked},
         )
     return dg.AssetCheckResult(
         check_name=CONTRACT.name,
         asset_key=CONTRACT.asset_key,
-        passed=True,
-        metadata={"rows checked": data.height},
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{failures} contract failure(s) in rows marked valid; this is a bug in the "
+        f"validation rules for {entity}: report it with this run's id",
+        metadata={
+            "failure cases": dg.MetadataValue.md(frame_markdown(cases.head(MAX_CASES))),
+            "failures": failures,
+            "rows checked": rows_checked,
+        },
     )
 
 
-def row_conservation(
-    validated_frame: pl.DataFrame, parsed_table: pl.DataFrame, quarantine: pl.DataFrame
+def contract(validated_frame: pl.DataFrame, field_mapping: dict[str, Any]) -> dg.AssetCheckResult:
+    from snapmap_pipeline.core.validate import build_contract
+
+    schema = load_schema(field_mapping["entity"])
+    cases = _contract_cases(build_contract(schema, field_mapping["operation"]), validated_frame)
+    return _contract_result(
+        cases, 0 if cases is None else cases.height, validated_frame.height, schema.entity
+    )
+
+
+def _conservation_result(
+    rows_in: int, rows_valid: int, rows_quarantined: int, both: int | None, **extra: Any
 ) -> dg.AssetCheckResult:
-    rows_in = parsed_table.height
-    q_rows = quarantine["_row"].n_unique() if "_row" in quarantine.columns else quarantine.height
-    lost = rows_in - validated_frame.height - q_rows
+    lost = rows_in - rows_valid - rows_quarantined
     meta: dict[str, Any] = {
         "rows in": rows_in,
-        "rows valid": validated_frame.height,
-        "rows quarantined": q_rows,
+        "rows valid": rows_valid,
+        "rows quarantined": rows_quarantined,
+        **extra,
     }
-    both = 0
-    if "_row" in validated_frame.columns and "_row" in quarantine.columns:
-        both = validated_frame.join(quarantine.select("_row").unique(), on="_row", how="semi").height
+    if both is not None:
         meta["rows both valid and quarantined"] = both
-    ok = lost == 0 and both == 0
+    ok = lost == 0 and not both and all(v is not False for v in extra.values())
     return dg.AssetCheckResult(
         check_name=ROW_CONSERVATION.name,
         asset_key=ROW_CONSERVATION.asset_key,
         passed=ok,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata=meta,
-        description=None if ok else f"{lost} row(s) unaccounted for, {both} counted twice",
+        description=None if ok else f"{lost} row(s) unaccounted for, {both or 0} counted twice",
     )
+
+
+def row_conservation(
+    validated_frame: pl.DataFrame, parsed_table: pl.DataFrame, quarantine: pl.DataFrame
+) -> dg.AssetCheckResult:
+    q_rows = quarantine["_row"].n_unique() if "_row" in quarantine.columns else quarantine.height
+    both = None
+    if "_row" in validated_frame.columns and "_row" in quarantine.columns:
+        both = validated_frame.join(quarantine.select("_row").unique(), on="_row", how="semi").height
+    return _conservation_result(parsed_table.height, validated_frame.height, q_rows, both)
+
+
+class StreamedBlocks:
+    """What the blocking checks of `validated_frame` need from a streamed drop, gathered block by
+    block (`process_path(on_batch=...)`) so nothing holds the whole file: the valid and quarantined rows
+    counted, rows both valid and quarantined (a row lives in one block, so per block is the whole file),
+    the contract run on every block's valid rows, and a head of each frame for the assets' values.
+    """
+
+    def __init__(self, entity: str, operation: str, keep_rows: int) -> None:
+        from snapmap_pipeline.core.validate import build_contract
+
+        self.entity = entity
+        self.contract = build_contract(load_schema(entity), operation)
+        self.keep_rows = keep_rows
+        self.valid_head: list[pl.DataFrame] = []
+        self.quarantine_head: list[pl.DataFrame] = []
+        self.rows_valid = self.rows_quarantined = self.both = 0
+        self.contract_failures = 0
+        self.cases: pl.DataFrame | None = None
+        self.rules: dict[str, int] = {}
+
+    def __call__(self, valid: pl.DataFrame, quarantine: pl.DataFrame) -> None:
+        self.rows_valid += valid.height
+        q_rows = quarantine.select("_row").unique()
+        self.rows_quarantined += q_rows.height
+        if valid.height and q_rows.height:
+            self.both += valid.join(q_rows, on="_row", how="semi").height
+        cases = _contract_cases(self.contract, valid)
+        if cases is not None:
+            self.contract_failures += cases.height
+            if self.cases is None or self.cases.height < MAX_CASES:
+                self.cases = cases if self.cases is None else pl.concat([self.cases, cases], how="diagonal")
+        if "_rule" in quarantine.columns:  # a handful of rules per block
+            for rule, n in quarantine.group_by("_rule").len().iter_rows():
+                self.rules[str(rule)] = self.rules.get(str(rule), 0) + n
+        _keep(self.valid_head, valid, self.keep_rows)
+        _keep(self.quarantine_head, quarantine, self.keep_rows)
+
+    def heads(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(first valid rows, first quarantine rows), at most `keep_rows` each."""
+        return _concat(self.valid_head), _concat(self.quarantine_head)
+
+    def rule_counts(self) -> list[dict[str, Any]]:
+        """[{_rule, len}] over the whole file, most frequent first (the in-memory metadata's form)."""
+        return [{"_rule": k, "len": v} for k, v in sorted(self.rules.items(), key=lambda kv: -kv[1])]
+
+    def contract_result(self) -> dg.AssetCheckResult:
+        return _contract_result(self.cases, self.contract_failures, self.rows_valid, self.entity)
+
+    def conservation_result(self, rows_in: int, xml_records: int | None) -> dg.AssetCheckResult:
+        """Counted over every block, and against the report and the records the XML holds."""
+        extra: dict[str, Any] = {}
+        if xml_records is not None:
+            extra["records in the XML"] = xml_records
+            extra["XML records match valid rows"] = xml_records == self.rows_valid
+        return _conservation_result(rows_in, self.rows_valid, self.rows_quarantined, self.both, **extra)
+
+
+def _keep(head: list[pl.DataFrame], frame: pl.DataFrame, rows: int) -> None:
+    have = sum(f.height for f in head)
+    if not head or (have < rows and frame.height):  # the first block always: its columns and types
+        head.append(frame.head(max(0, rows - have)))
+
+
+def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
 
 
 @dg.asset_check(
@@ -159,6 +249,10 @@ def quality_suite(
         k: v for k, v in result.items() if isinstance(v, int | float) and not isinstance(v, bool)
     }
     meta["engine"] = str(result.get("engine", ""))
+    if (store.drop_manifest(context.partition_key) or {}).get("streamed"):
+        # validated_frame holds a streamed drop's first valid rows only: the CLI's streamed sample
+        meta["sampled"] = True
+        meta["rows in sample"] = validated_frame.height
     meta["failed"] = dg.MetadataValue.json(list(result.get("failed") or []))
     if docs:
         meta["data docs"] = dg.MetadataValue.path(
