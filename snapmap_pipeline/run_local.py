@@ -117,7 +117,8 @@ def outcome(result: dg.ExecuteInProcessResult, req: dg.RunRequest) -> FileOutcom
             out.entity = meta.get("entity")
         elif name == "parsed_table":
             out.rows_in = meta.get("rows")
-        elif name == "validated_frame":
+        elif name == "validated_frame":  # after parsed_table, whose rows are only a prefix when streamed
+            out.rows_in = meta.get("rows in", out.rows_in)
             out.rows_valid, out.rows_quarantined = meta.get("rows valid"), meta.get("rows quarantined")
         elif name == "eightfold_xml":
             out.outputs.update(xml=meta.get("xml"), quarantine=meta.get("quarantine"))

@@ -7,13 +7,15 @@ no run of its own: the MAIN file of its folder picks it up (raw_upload).
 """
 
 import json
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from snapmap_pipeline.core.companion import is_companion_file
-from snapmap_pipeline.core.pipeline import content_hash, drop_partition_key, tenant_from_name
+from snapmap_pipeline.core.pipeline import drop_partition_key, tenant_from_name
 from snapmap_pipeline.defs.drops.assets import assets as drop_assets
 from snapmap_pipeline.defs.drops.partitions import (
     TAG_DROPPED_AT,
@@ -69,17 +71,22 @@ def drop_tick(
     requests, keys, seen = [], [], set()
     hashed = []
     companions = 0
-    for f in tick.ready:  # bounded by the page size; each file must be fetched to hash its bytes
-        if is_companion_file(f.name):
-            companions += 1  # attached to the MAIN file of its folder, not a drop of its own
-            continue
-        try:
-            data = source.fetch(f)
-            hashed.append((f, content_hash(data), len(data)))
-        except SnapMapError as exc:
-            log.warning(
-                "drop not fetched; retried next time it changes", extra={"fields": {"code": exc.code}}
-            )
+    # Each file is streamed through a scratch file to hash its bytes: memory stays flat for a large drop.
+    with tempfile.TemporaryDirectory(prefix="snapmap-tick-") as scratch:
+        for f in tick.ready:  # bounded by the page size
+            if is_companion_file(f.name):
+                companions += 1  # attached to the MAIN file of its folder, not a drop of its own
+                continue
+            dest = Path(scratch) / "drop"
+            try:
+                digest = source.fetch_to(f, dest)
+                hashed.append((f, digest, dest.stat().st_size))
+            except SnapMapError as exc:
+                log.warning(
+                    "drop not fetched; retried next time it changes", extra={"fields": {"code": exc.code}}
+                )
+            finally:
+                dest.unlink(missing_ok=True)
     ran = already_ran(context.instance, [d for _, d, _ in hashed])
     executor = _job_executor(context) if hashed else None
     for f, digest, size in hashed:
