@@ -422,7 +422,9 @@ def eightfold_xml(
             outputs = core.export_step(
                 validated, schema, out_dir, operation=field_mapping["operation"], quality=False
             )
-            xml_check = checks.xml_valid(Path(outputs["xml"]), schema.entity, field_mapping["operation"])
+            xml_check = checks.xml_valid(
+                Path(outputs["xml"]), schema.entity, field_mapping["operation"], outputs
+            )
 
         def uri(local: str | None) -> str | None:
             return (

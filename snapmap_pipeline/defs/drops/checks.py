@@ -265,11 +265,20 @@ def quality_suite(
     )
 
 
-def xml_valid(xml_path: Path, entity: str, operation: str) -> dg.AssetCheckResult:
-    """The whole written file against our XSD (the export itself may have checked only a sample)."""
+def xml_valid(
+    xml_path: Path, entity: str, operation: str, outputs: dict[str, Any] | None = None
+) -> dg.AssetCheckResult:
+    """The whole written file against our XSD. When the export's own check covered every record while
+    writing (`outputs["xsd_checked"]` not sampled: files up to SNAPMAP_XSD_FULL_CHECK_ROWS), its result is
+    that answer and the file is not parsed a second time; a sampled export is validated here in full."""
     from snapmap_pipeline.core.export.xml import own_xsd, validate_xml
 
-    errors = validate_xml(xml_path, own_xsd(entity, operation))
+    outputs = outputs or {}
+    checked = outputs.get("xsd_checked") or {}
+    if checked and not checked.get("sampled") and checked.get("records") == checked.get("of"):
+        errors, how = list(outputs["xsd_errors"]), "every record, while writing"
+    else:
+        errors, how = validate_xml(xml_path, own_xsd(entity, operation)), "the whole file, after writing"
     return dg.AssetCheckResult(
         check_name=XML_VALID.name,
         asset_key=XML_VALID.asset_key,
@@ -277,6 +286,7 @@ def xml_valid(xml_path: Path, entity: str, operation: str) -> dg.AssetCheckResul
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "errors": len(errors),
+            "checked": how,
             "first errors": dg.MetadataValue.json([str(e) for e in errors[:MAX_CASES]]),
         },
     )
