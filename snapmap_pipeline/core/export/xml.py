@@ -748,7 +748,7 @@ class XsdChecker:
     Parsing and validating costs about 4× writing, so with `sample_records` only the first that many
     records of each chunk are checked (`checked` / `written` say how many). The writer and the XSD come
     from the same schema and every value already passed the contract, so a sample catches a writer bug;
-    the Dagster `xml_valid` check still validates the whole file.
+    the Dagster `xml_valid` check then validates the whole file.
     """
 
     def __init__(self, xsd_path: Path, root: str, record: str, *, sample_records: int | None = None) -> None:
