@@ -9,7 +9,10 @@ was under way, measured untuned after it, then studied by error class in round 5
 estimate), and the fresh5 split (tests/data/headers/fresh5/*.yaml, built after round 4 from 21 systems, 12
 new, measured untuned after round 5 (0.860 / 0.649, its honest figure), then studied by error class in
 round 6, so no longer an estimate either), and the fresh6 split (tests/data/headers/fresh6/*.yaml, built in
-session 4 while round 6 was under way, from 45 systems (43 new), mostly plain export column titles, never
+session 4 while round 6 was under way, from 45 systems (43 new), mostly plain export column titles,
+measured untuned after round 6 (0.730 / 0.511, its honest figure), then studied by error class and for
+calibration in round 7, so no longer an estimate either), and the fresh7 split
+(tests/data/headers/fresh7/*.yaml, built while round 7 was under way from 33 systems (18 new), never
 studied: the honest estimate): their rules, and regression floors.
 
 The floors sit a little below what the engine reached (see bench/bench_mapping.py for the figures); they
@@ -31,7 +34,8 @@ from snapmap_pipeline.settings import Settings
 DATA = Path(__file__).resolve().parent.parent / "data" / "headers"
 # every split's folder, in the order they were built (dev is the top level)
 FOLDERS = {
-    name: DATA / name for name in ("holdout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6")
+    name: DATA / name
+    for name in ("holdout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7")
 }
 # (top-1, null precision) floors per split. Round 4 reached 0.938 / 0.977 (dev, 289 cases), 0.922 / 0.861
 # (holdout, 153), 1.000 / 1.000 (fresh, 120), 0.917 / 0.720 (fresh2, 121), 0.917 / 0.875 (fresh3, 121:
@@ -55,9 +59,15 @@ FLOORS = {
     # error class in round 6 (qualifiers, umlaut-free German, uuid / login / classification rules):
     # 0.936 / 0.812, no longer an estimate
     "fresh5": (0.91, 0.78),
-    # fresh6, 152 cases from 45 systems (43 new), built while round 6 was under way and never studied:
-    # 0.724 / 0.500 with the session-4 starting engine, 0.730 / 0.511 after round 6 (the honest figure)
-    "fresh6": (0.70, 0.47),
+    # fresh6, 152 cases from 45 systems (43 new), built while round 6 was under way: 0.724 / 0.500 with
+    # the session-4 starting engine, 0.730 / 0.511 after round 6 (its honest, untuned figure); studied in
+    # round 7 (calibration per deciding method, the record's own word before a field's words, Nordic
+    # letters and words, availability dates): 0.763 / 0.533, no longer an estimate
+    "fresh6": (0.74, 0.50),
+    # fresh7, 172 cases from 33 systems (18 new), built while round 7 was under way and never studied:
+    # 0.709 / 0.406 with the session-4 starting engine, 0.709 / 0.403 after rounds 6 and 7 (the honest
+    # figure: those rounds fitted the studied splits and did not move it)
+    "fresh7": (0.68, 0.37),
 }
 
 
@@ -74,7 +84,7 @@ def splits() -> dict[str, list[dict]]:
     return {"dev": _cases(), **{name: _cases(folder) for name, folder in FOLDERS.items()}}
 
 
-@pytest.mark.parametrize("name", ["fresh4", "fresh5", "fresh6"])
+@pytest.mark.parametrize("name", ["fresh4", "fresh5", "fresh6", "fresh7"])
 def test_new_split_is_big_cited_new_and_unseen(name, splits):
     split = splits[name]
     assert len(split) >= 150

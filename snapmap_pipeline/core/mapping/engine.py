@@ -24,6 +24,7 @@ from snapmap_pipeline.core.mapping.signals import (
     id_name_factors,
     lexical_index,
     lexical_scores,
+    person_factors,
     plural_key_factors,
     qualifier_factors,
     semantic_text,
@@ -56,6 +57,14 @@ METHOD_NAMES = (
 TRUSTED = {"override", "memory", "custom"}
 SEMANTIC_SKIP = 0.9  # a header this sure lexically needs no embedding
 AMBIGUITY_MARGIN = 0.08
+# Confidence is what a decision is worth on headers never seen, measured per deciding method over every
+# labelled split (bench/bench_mapping.py, round 7). The embedding model decides well when its field is
+# far ahead (gap to the runner-up >= 0.3: 93/95 right) and poorly when a sibling is near (< 0.3: 39/57,
+# "Staff First Name" → FULL_NAME over FIRST_NAME, "ReportingTo" → MANAGER_FULLNAME over MANAGER_ID), so a
+# semantic decision loses the shortfall of its gap below SEMANTIC_GAP, and is never "sure" (≥ 0.9) on
+# its own: right 60/66 times at ≥ 0.9 before this cap, the share of the 0.6-0.9 band.
+SEMANTIC_GAP = 0.3
+METHOD_CAP = {"semantic": 0.89}
 WEBMAIL_WORDS = frozenset({"personal", "private", "home"})
 _FIELD_WORD = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*\b")
 
@@ -255,6 +264,9 @@ def map_columns(
 
     blocked = {fidx[d.target] for d in decided.values() if d.target in fidx}
     choice = assign(scores, is_list, blocked)
+    # a field about another person the header does not name: kept as the choice when nothing beats it
+    # ("sender.email" may be the recruiter's), but no sure one (see signals.person_factors)
+    doubt = np.where(lex >= 0.9, 1.0, person_factors(headers, index))
 
     items: list[ColumnMapping | None] = [decided.get(ci) for ci in range(len(columns))]
     for k, ci in enumerate(todo):
@@ -269,13 +281,22 @@ def map_columns(
         others = [float(row[j]) for j in range(len(fields)) if j != fi]
         runner = max(others, default=0.0)
         method = "value" if value_won[k, fi] else _method(k, fi, lex_method, sem_won, mem_won, base, factors)
-        conf = s
-        if method not in ("exact", "alias", "memory"):
-            conf = s - 0.5 * max(0.0, runner - s + AMBIGUITY_MARGIN)
+        conf = _confidence(s, runner, method) * float(doubt[k, fi])
         items[ci] = ColumnMapping(columns[ci], fields[fi], max(0.0, min(1.0, conf)), method, cands)
     done = [i for i in items if i is not None]
     log.debug("columns mapped", extra={"fields": {"entity": schema.entity, "columns": len(done)}})
     return Mapping(schema.entity, tenant, done, fp)
+
+
+def _confidence(score: float, runner: float, method: str) -> float:
+    """The chosen field's score, lowered where the method that decided is less reliable than the score
+    says: a near runner-up (an ambiguous header), a semantic decision (see SEMANTIC_GAP)."""
+    conf = score
+    if method not in ("exact", "alias", "memory"):
+        conf = score - 0.5 * max(0.0, runner - score + AMBIGUITY_MARGIN)
+    if method == "semantic":
+        conf = min(conf, score - max(0.0, SEMANTIC_GAP - (score - runner)))
+    return min(conf, METHOD_CAP.get(method, 1.0))
 
 
 SINK_SLOPE = 3.0

@@ -29,9 +29,33 @@ _NON_WORD = re.compile(r"[^0-9a-z#]+")
 _SUFFIXES = ("ations", "ation", "ated", "ates", "ings", "ing", "ments", "ment", "ies", "ed", "es", "s")
 
 
+# letters NFKD does not decompose: Nordic ø / æ (Fødselsdato, Ansættelsesdato), Polish ł, Icelandic þ / ð
+_LETTERS = str.maketrans(
+    {
+        "ß": "ss",
+        "ẞ": "SS",
+        "ø": "o",
+        "Ø": "O",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "þ": "th",
+        "Þ": "TH",
+        "ð": "d",
+        "Ð": "D",
+    }
+)
+
+
 def fold(text: str) -> str:
-    """Drop accents (prénom → prenom) and ß → ss, keeping case."""
-    text = text.replace("ß", "ss").replace("ẞ", "SS")
+    """Drop accents (prénom → prenom) and spell out letters with no accent to drop (ß → ss, ø → o), keeping
+    case, so a Nordic or Polish word stays one word."""
+    text = text.translate(_LETTERS)
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 

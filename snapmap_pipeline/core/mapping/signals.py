@@ -617,6 +617,11 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
                 # "Employee Code", "Manager Ref": a person's or the record's code is their id when no
                 # field is named so (a position's "Job Code" is a field of its own)
                 hits = index.canon_eq.get(tuple(sorted({*canon[:-1], "id"})), ())
+            if not hits and len(canon) >= 2 and SELF in canon:
+                # "Staff First Name", "Candidate Email": the record's own word before a field's words
+                # names the record's own field, when no field is named with it
+                rest = tuple(sorted({t for t in canon if t != SELF}))
+                hits = index.canon_eq.get(rest, ()) if rest else ()
             for fi in hits:
                 _bump(scores, methods, hi, fi, SCORE[GLOSSARY] * factor, 3)
             for fi in index.concept_eq.get(tuple(sorted(set(canon))), ()):
@@ -918,4 +923,36 @@ def qualifier_factors(headers: list[str], index: LexicalIndex) -> np.ndarray:
         for t in found:
             named = index.f_bin[:, vidx[t]] > 0 if t in vidx else np.zeros(len(index.fields), dtype=bool)
             out[hi] = np.where(named, out[hi], out[hi] * QUALIFIER_FACTOR)
+    return out
+
+
+# A field about another person than the record (RESOURCE_MANAGER_ATS_ROLES_LIST, RECRUITER_EMAIL) when
+# the header names no such person: "Resource Role" is likelier the role requested, however near the
+# embedding puts it to the manager's field (round 7: the model reads the shared words and ignores the
+# missing person). A confidence factor only: as a score factor it also took "sender.email" off the
+# recruiter's email, which it is.
+ABSENT_PERSON_FACTOR = 0.6
+
+
+def person_factors(headers: list[str], index: LexicalIndex) -> np.ndarray:
+    """headers × fields: ABSENT_PERSON_FACTOR where every text of the field (name, aliases) names another
+    person (manager, recruiter) and the header names none of them; 1 elsewhere."""
+    out = np.ones((len(headers), len(index.fields)), dtype=np.float32)
+    people = index.glossary.other_people
+    needs: dict[int, set[str]] = {}
+    free: set[int] = set()
+    for x, fi in zip(index.texts, index.text_field, strict=True):  # the schema's texts, once per call
+        found = {t for t in x.canon if t in people}
+        if found:
+            needs.setdefault(int(fi), set()).update(found)
+        else:
+            free.add(int(fi))
+    needs = {fi: ws for fi, ws in needs.items() if fi not in free}
+    if not needs:
+        return out
+    for hi, header in enumerate(headers):  # a handful of words per header
+        said = {t for ws in _variants_of(header, index) for t in index.canon(ws)}
+        for fi, ws in needs.items():
+            if not ws & said:
+                out[hi, fi] = ABSENT_PERSON_FACTOR
     return out
