@@ -1,20 +1,25 @@
 """What every drop source and delivery target shares: the file record, bounded listing pages with an
-opaque cursor, the two-look stability rule and the remote-path guard. No Dagster imports here."""
+opaque cursor, the two-look stability rule, the remote-path guard and the one fetch path (guards, block
+stream, whole or streamed to a file). No Dagster imports here."""
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
+import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
-from snapmap_pipeline.errors import FileTooLargeError, RemotePathError
+from snapmap_pipeline.connectors.retry import TransientError
+from snapmap_pipeline.errors import ConnectorError, FileTooLargeError, RemotePathError, TransferError
 from snapmap_pipeline.logs import get_logger
+from snapmap_pipeline.settings import get_settings
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 DEFAULT_INCLUDE: tuple[str, ...] = ("*.csv", "*.xlsx", "*.xls", "*.txt", "*.tsv")
 ARCHIVE_DIRS: tuple[str, ...] = ("processed", "failed")
@@ -194,7 +199,7 @@ def paginate(
     return ListPage(page, ListCursor("mtime", m=last_m, at=at).encode())
 
 
-# -- streamed fetches --------------------------------------------------------------------------------
+# -- fetches: the guards and the two ways to take a block stream -------------------------------------
 def too_large(rel: str, size: int, limit: int) -> FileTooLargeError:
     return FileTooLargeError(
         f"{rel} is {size} bytes, over the {limit}-byte limit; split the export or raise "
@@ -202,6 +207,65 @@ def too_large(rel: str, size: int, limit: int) -> FileTooLargeError:
         path=rel,
         size=size,
     )
+
+
+def changed_since_listed(rel: str, listed: int | None = None, size: int | None = None) -> TransferError:
+    """The file is not what was listed (size, or ETag when the sizes are not known): take it later."""
+    sizes = f" ({listed} → {size} bytes)" if listed is not None and size is not None else ""
+    return TransferError(
+        f"{rel} changed since it was listed{sizes}; it will be taken when it is stable again.", path=rel
+    )
+
+
+def gone(rel: str, where: str) -> ConnectorError:
+    """The file left the source between the listing and the fetch (moved, deleted)."""
+    return ConnectorError(
+        f"{rel} is no longer in {where} (moved or deleted since it was listed); it will be picked up "
+        "again if it is dropped again.",
+        code="remote_not_found",
+        path=rel,
+    )
+
+
+def short_read(got: int, size: int) -> TransientError:
+    """Fewer bytes than the server announced: a cut transfer, worth another try from the start."""
+    return TransientError(f"short read ({got} of {size} bytes)", kind="transfer")
+
+
+def check_size(rel: str, size: int, limit: int, listed: RemoteFile | None = None) -> None:
+    """The guards before any byte is read: over the byte limit, or not the size it was listed with."""
+    if size > limit:
+        raise too_large(rel, size, limit)
+    if listed is not None and size != listed.size:
+        raise changed_since_listed(rel, listed.size, size)
+
+
+def sized(blocks: Iterable[bytes], size: int, mismatch: Callable[[int], Exception]) -> Iterator[bytes]:
+    """`blocks` passed on, then `mismatch(total)` raised unless they add up to exactly `size`."""
+    got = 0
+    for block in blocks:  # blocks of a file, not rows
+        got += len(block)
+        yield block
+    if got != size:
+        raise mismatch(got)
+
+
+def _capped(blocks: Iterable[bytes], rel: str, limit: int) -> Iterator[bytes]:
+    """`blocks` passed on while their total stays within `limit` (a file can grow while being read)."""
+    total = 0
+    for block in blocks:  # blocks of a file, not rows
+        total += len(block)
+        if total > limit:
+            raise FileTooLargeError(f"{rel} grew over the size limit while being read.", path=rel)
+        yield block
+
+
+def join_blocks(blocks: Iterable[bytes], *, rel: str, limit: int) -> bytes:
+    """The blocks as one bytes object; more than `limit` bytes raises FileTooLargeError."""
+    out = io.BytesIO()  # getvalue() hands over its buffer: the file is held once, not twice
+    for block in _capped(blocks, rel, limit):
+        out.write(block)
+    return out.getvalue()
 
 
 def write_blocks(blocks: Iterable[bytes], dest: Path, *, rel: str, limit: int) -> tuple[str, int]:
@@ -214,13 +278,17 @@ def write_blocks(blocks: Iterable[bytes], dest: Path, *, rel: str, limit: int) -
     digest = hashlib.sha256()
     written = 0
     with Path(dest).open("wb") as out:
-        for block in blocks:
+        for block in _capped(blocks, rel, limit):
             written += len(block)
-            if written > limit:
-                raise FileTooLargeError(f"{rel} grew over the size limit while being read.", path=rel)
             digest.update(block)
             out.write(block)
     return digest.hexdigest(), written
+
+
+def _named(name: str | RemoteFile) -> tuple[str, RemoteFile | None]:
+    """(checked relative name, the listed RemoteFile or None) of what `fetch` was given."""
+    listed = name if isinstance(name, RemoteFile) else None
+    return safe_relpath(listed.name if listed is not None else str(name)), listed
 
 
 # -- the interfaces ----------------------------------------------------------------------------------
@@ -253,13 +321,21 @@ class DeliveryTarget(Protocol):
 
 
 class BaseDropSource:
-    """Shared listing, stability and marker logic. Subclasses give `_walk`, `stat`, `_exists`, …"""
+    """Shared listing, stability, marker and fetch logic. Subclasses give `_walk`, `stat`, `_exists`,
+    `_fetch`, …"""
 
     order: Literal["mtime", "name"] = "name"
 
-    def __init__(self, *, include: Sequence[str] = DEFAULT_INCLUDE, require_done_marker: bool = False):
+    def __init__(
+        self,
+        *,
+        include: Sequence[str] = DEFAULT_INCLUDE,
+        require_done_marker: bool = False,
+        max_file_bytes: int | None = None,
+    ):
         self.include = tuple(include)
         self.require_done_marker = require_done_marker
+        self.max_file_bytes = max_file_bytes or get_settings().max_file_bytes
         self._snapshot: dict[str, RemoteFile] | None = None
 
     def __enter__(self) -> BaseDropSource:
@@ -282,6 +358,11 @@ class BaseDropSource:
     def _exists(self, name: str) -> bool:
         raise NotImplementedError
 
+    def _fetch(self, rel: str, listed: RemoteFile | None, take: Callable[[Iterable[bytes]], T]) -> T:
+        """Open `rel`, apply the guards (`check_size`, not-found, changed since `listed`) and return
+        `take(blocks)`: a source's one transfer path, retried as a whole where the source retries."""
+        raise NotImplementedError
+
     # shared ------------------------------------------------------------------------------------
     def list(self, since: str | None = None, limit: int = 500) -> ListPage:
         """One bounded page of drops after `since`; pass the returned cursor next time."""
@@ -292,6 +373,26 @@ class BaseDropSource:
             "listed drops", extra={"fields": {"total": len(files), "page": len(page.files), "limit": limit}}
         )
         return page
+
+    def fetch(self, name: str | RemoteFile) -> bytes:
+        """The whole file, capped at `max_file_bytes`; with a listed RemoteFile it must still be as listed.
+        A cut transfer never returns partial bytes."""
+        rel, listed = _named(name)
+        limit = self.max_file_bytes
+        return self._fetch(rel, listed, lambda blocks: join_blocks(blocks, rel=rel, limit=limit))
+
+    def fetch_to(self, name: str | RemoteFile, dest: Path) -> str:
+        """`fetch`, written to `dest` block by block (flat memory); returns the content hash. A cut
+        transfer is retried from the start (where the source retries); a failure never leaves `dest`."""
+        rel, listed = _named(name)
+        try:
+            digest, _ = self._fetch(
+                rel, listed, lambda blocks: write_blocks(blocks, dest, rel=rel, limit=self.max_file_bytes)
+            )
+        except BaseException:
+            Path(dest).unlink(missing_ok=True)
+            raise
+        return digest
 
     def _look(self, name: str) -> RemoteFile | None:
         """A fresh look at one file: from this tick's full listing when there is one."""

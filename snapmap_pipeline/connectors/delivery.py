@@ -5,12 +5,13 @@ put with a checksum) and `manifest.json` is written last, so a reader never sees
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import itertools
 import json
 import os
 import posixpath
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,10 +96,6 @@ class BaseDelivery:
         return manifest
 
 
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _file_blocks(path: Path) -> Iterator[bytes]:
     with Path(path).open("rb") as fh:
         while block := fh.read(FETCH_BLOCK):  # a loop over blocks of the file, not rows
@@ -116,26 +113,17 @@ class LocalDelivery(BaseDelivery):
 
     def put(self, name: str, data: bytes) -> DeliveredFile:
         """Write `name.part`, fsync, then rename over `name`: readers see the old file or the new one."""
-        rel = safe_relpath(name)
-        self.root.mkdir(parents=True, exist_ok=True)
-        root = self.root.resolve()
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.parent.resolve().is_relative_to(root):
-            raise escape_error(rel)
-        part = target.with_name(target.name + PART_SUFFIX)
-        with part.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(part, target)
-        return DeliveredFile(rel, len(data), _digest(data))
+        return self._write(safe_relpath(name), [data])
 
     def put_file(self, name: str, path: Path) -> DeliveredFile:
         """`put`, copied block by block."""
         rel = safe_relpath(name)
         blocks = _file_blocks(path)
         first = next(blocks, b"")  # a missing file fails here, before anything is written
+        return self._write(rel, itertools.chain([first], blocks))
+
+    def _write(self, rel: str, blocks: Iterable[bytes]) -> DeliveredFile:
+        """The one atomic write: `rel.part`, hashed on the way and fsynced, then renamed over `rel`."""
         self.root.mkdir(parents=True, exist_ok=True)
         root = self.root.resolve()
         target = root / rel
@@ -145,7 +133,7 @@ class LocalDelivery(BaseDelivery):
         part = target.with_name(target.name + PART_SUFFIX)
         sha, size = hashlib.sha256(), 0
         with part.open("wb") as fh:
-            for block in itertools.chain([first], blocks):
+            for block in blocks:  # blocks of a file, not rows
                 sha.update(block)
                 size += len(block)
                 fh.write(block)
@@ -163,31 +151,17 @@ class SftpDelivery(SftpSession, BaseDelivery):
 
     def put(self, name: str, data: bytes) -> DeliveredFile:
         """Upload to `name.part`, check its size on the server, then rename over `name`."""
-        rel = safe_relpath(name)
-
-        def go(sftp: paramiko.SFTPClient) -> DeliveredFile:
-            parent = posixpath.dirname(rel)
-            if parent:
-                self._makedirs(sftp, parent)
-                if not within(sftp.normalize(self._full(parent)), self._root()):
-                    raise escape_error(rel)
-            full = self._full(rel)
-            part = full + PART_SUFFIX
-            with sftp.open(part, "wb") as fh:
-                fh.set_pipelined(True)
-                fh.write(data)
-            written = sftp.stat(part).st_size
-            if written != len(data):
-                raise TransientError(f"short write ({written} of {len(data)} bytes)", kind="transfer")
-            self._rename(sftp, part, full)
-            return DeliveredFile(rel, len(data), _digest(data))
-
-        return self._run("put", go)
+        return self._upload(safe_relpath(name), lambda: [data], len(data))
 
     def put_file(self, name: str, path: Path) -> DeliveredFile:
         """`put`, uploaded block by block (pipelined writes, the size checked before the rename)."""
         rel = safe_relpath(name)
         size = Path(path).stat().st_size  # a missing file fails here, before any connection
+        return self._upload(rel, lambda: _file_blocks(path), size)
+
+    def _upload(self, rel: str, blocks: Callable[[], Iterable[bytes]], size: int) -> DeliveredFile:
+        """The one atomic upload: `blocks()` (called afresh on each retry) to `rel.part`, hashed on the
+        way; its size checked on the server, then renamed over `rel`."""
 
         def go(sftp: paramiko.SFTPClient) -> DeliveredFile:
             parent = posixpath.dirname(rel)
@@ -200,7 +174,7 @@ class SftpDelivery(SftpSession, BaseDelivery):
             sha = hashlib.sha256()
             with sftp.open(part, "wb") as fh:
                 fh.set_pipelined(True)
-                for block in _file_blocks(path):
+                for block in blocks():  # blocks of a file, not rows
                     sha.update(block)
                     fh.write(block)
             written = sftp.stat(part).st_size
@@ -222,40 +196,31 @@ class S3Delivery(S3Calls, BaseDelivery):
 
     def put(self, name: str, data: bytes) -> DeliveredFile:
         """One put_object: S3 stores all of it or none, and rejects it if the checksums disagree."""
-        rel = safe_relpath(name)
-        sha = hashlib.sha256(data)
-        md5 = hashlib.md5(data, usedforsecurity=False).digest()
-
-        def go() -> None:
-            self.client.put_object(
-                Bucket=self.bucket,
-                Key=self.key(rel),
-                Body=data,
-                ChecksumSHA256=base64.b64encode(sha.digest()).decode("ascii"),
-                ContentMD5=base64.b64encode(md5).decode("ascii"),
-                Metadata={"sha256": sha.hexdigest()},
-            )
-
-        self._call("put", go)
-        return DeliveredFile(rel, len(data), sha.hexdigest())
+        return self._put_object(safe_relpath(name), [data], lambda: contextlib.nullcontext(data))
 
     def put_file(self, name: str, path: Path) -> DeliveredFile:
         """`put` of a file streamed from disk: its checksums from a first read, then one put_object
         with the file as the body (S3 still stores all of it or none)."""
-        rel = safe_relpath(name)
+        return self._put_object(safe_relpath(name), _file_blocks(path), lambda: Path(path).open("rb"))
+
+    def _put_object(
+        self, rel: str, blocks: Iterable[bytes], body: Callable[[], contextlib.AbstractContextManager[Any]]
+    ) -> DeliveredFile:
+        """The one upload: SHA-256 and MD5 of `blocks`, then one put_object of `body()` (opened afresh
+        on each retry) that S3 rejects if the checksums disagree."""
         sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
         size = 0
-        for block in _file_blocks(path):
+        for block in blocks:  # blocks of a file, not rows
             sha.update(block)
             md5.update(block)
             size += len(block)
 
         def go() -> None:
-            with Path(path).open("rb") as body:
+            with body() as stream:
                 self.client.put_object(
                     Bucket=self.bucket,
                     Key=self.key(rel),
-                    Body=body,
+                    Body=stream,
                     ContentLength=size,
                     ChecksumSHA256=base64.b64encode(sha.digest()).decode("ascii"),
                     ContentMD5=base64.b64encode(md5.digest()).decode("ascii"),

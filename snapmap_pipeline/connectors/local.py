@@ -6,8 +6,9 @@ Symlinks pointing out of the root are never followed; names are checked before a
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from snapmap_pipeline.connectors.base import (
     DEFAULT_INCLUDE,
@@ -16,18 +17,20 @@ from snapmap_pipeline.connectors.base import (
     Destination,
     RemoteFile,
     archive_name,
+    changed_since_listed,
+    check_size,
     escape_error,
+    gone,
     is_candidate,
     safe_relpath,
+    sized,
     skip_dir,
-    too_large,
-    write_blocks,
 )
-from snapmap_pipeline.errors import ConnectorError, FileTooLargeError, SourceUnavailableError, TransferError
+from snapmap_pipeline.errors import SourceUnavailableError
 from snapmap_pipeline.logs import get_logger
-from snapmap_pipeline.settings import get_settings
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 class LocalDropSource(BaseDropSource):
@@ -47,9 +50,10 @@ class LocalDropSource(BaseDropSource):
         require_done_marker: bool = False,
         max_file_bytes: int | None = None,
     ) -> None:
-        super().__init__(include=include, require_done_marker=require_done_marker)
+        super().__init__(
+            include=include, require_done_marker=require_done_marker, max_file_bytes=max_file_bytes
+        )
         self.root = Path(root)
-        self.max_file_bytes = max_file_bytes or get_settings().max_file_bytes
 
     def __repr__(self) -> str:
         return f"LocalDropSource(root={str(self.root)!r})"
@@ -114,66 +118,20 @@ class LocalDropSource(BaseDropSource):
         _, path = self._resolve(name)
         return path.exists()
 
-    def fetch(self, name: str | RemoteFile) -> bytes:
-        """The whole file, capped at `max_file_bytes`; refuses a file changed since it was listed."""
-        listed = name if isinstance(name, RemoteFile) else None
-        rel, path = self._resolve(listed.name if listed else name)  # type: ignore[union-attr]
-        try:
-            with path.open("rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                if size > self.max_file_bytes:
-                    raise FileTooLargeError(
-                        f"{rel} is {size} bytes, over the {self.max_file_bytes}-byte limit; split the export "
-                        "or raise SNAPMAP_MAX_FILE_BYTES.",
-                        path=rel,
-                        size=size,
-                    )
-                data = fh.read(self.max_file_bytes + 1)
-        except FileNotFoundError:
-            raise ConnectorError(
-                f"{rel} is no longer on the source; it will be picked up again if it is dropped again.",
-                code="remote_not_found",
-                path=rel,
-            ) from None
-        if len(data) > self.max_file_bytes:
-            raise FileTooLargeError(f"{rel} grew over the size limit while being read.", path=rel)
-        if listed is not None and len(data) != listed.size:
-            raise TransferError(
-                f"{rel} changed since it was listed ({listed.size} → {len(data)} bytes); it will be taken "
-                "when it is stable again.",
-                path=rel,
-            )
-        return data
-
-    def fetch_to(self, name: str | RemoteFile, dest: Path) -> str:
-        """`fetch`, written to `dest` block by block (flat memory); returns the content hash."""
-        listed = name if isinstance(name, RemoteFile) else None
-        rel, path = self._resolve(listed.name if listed else name)  # type: ignore[union-attr]
+    def _fetch(self, rel: str, listed: RemoteFile | None, take: Callable[[Iterable[bytes]], T]) -> T:
+        """`take` the file's blocks after the guards; a listed file must still be all it was when listed."""
+        _, path = self._resolve(rel)
         try:
             fh = path.open("rb")
         except FileNotFoundError:
-            raise ConnectorError(
-                f"{rel} is no longer on the source; it will be picked up again if it is dropped again.",
-                code="remote_not_found",
-                path=rel,
-            ) from None
-        try:
-            with fh:
-                size = os.fstat(fh.fileno()).st_size
-                if size > self.max_file_bytes:
-                    raise too_large(rel, size, self.max_file_bytes)
-                blocks = iter(lambda: fh.read(FETCH_BLOCK), b"")
-                digest, written = write_blocks(blocks, dest, rel=rel, limit=self.max_file_bytes)
-            if listed is not None and written != listed.size:
-                raise TransferError(
-                    f"{rel} changed since it was listed ({listed.size} → {written} bytes); it will be "
-                    "taken when it is stable again.",
-                    path=rel,
-                )
-        except BaseException:
-            Path(dest).unlink(missing_ok=True)
-            raise
-        return digest
+            raise gone(rel, "the drop folder") from None
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
+            check_size(rel, size, self.max_file_bytes, listed)
+            blocks: Iterable[bytes] = iter(lambda: fh.read(FETCH_BLOCK), b"")
+            if listed is not None:  # written to while being read
+                blocks = sized(blocks, size, lambda got: changed_since_listed(rel, size, got))
+            return take(blocks)
 
     def move(self, name: str, to: Destination) -> str:
         """Archive a drop (and its `.done` marker) under `<root>/<to>/`; returns the new name."""

@@ -5,8 +5,7 @@ S3Resource's `get_client()` works too); never imports Dagster."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import boto3
@@ -20,22 +19,23 @@ from snapmap_pipeline.connectors.base import (
     Destination,
     RemoteFile,
     archive_name,
+    changed_since_listed,
+    gone,
     is_candidate,
     safe_relpath,
+    short_read,
+    sized,
     skip_dir,
     too_large,
-    write_blocks,
 )
 from snapmap_pipeline.connectors.retry import TransientError, with_retries
 from snapmap_pipeline.errors import (
     AuthenticationError,
     ConfigError,
-    ConnectorError,
     SourceUnavailableError,
     TransferError,
 )
 from snapmap_pipeline.logs import get_logger
-from snapmap_pipeline.settings import get_settings
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -174,8 +174,9 @@ class S3DropSource(S3Calls, BaseDropSource):
         page_size: int = 1000,
     ) -> None:
         S3Calls.__init__(self, client, bucket, prefix, retries=retries, backoff=backoff)
-        BaseDropSource.__init__(self, include=include, require_done_marker=require_done_marker)
-        self.max_file_bytes = max_file_bytes or get_settings().max_file_bytes
+        BaseDropSource.__init__(
+            self, include=include, require_done_marker=require_done_marker, max_file_bytes=max_file_bytes
+        )
         self.page_size = page_size  # keys per ListObjectsV2 request (S3's maximum is 1000)
 
     def _rel(self, key: str) -> str | None:
@@ -237,15 +238,9 @@ class S3DropSource(S3Calls, BaseDropSource):
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in _NOT_FOUND:
-                raise ConnectorError(
-                    f"{rel} is not in {self.where} (moved or deleted since listed).",
-                    code="remote_not_found",
-                    path=rel,
-                ) from None
+                raise gone(rel, self.where) from None
             if code in ("PreconditionFailed", "412"):
-                raise TransferError(
-                    f"{rel} changed since it was listed; it will be taken when stable.", path=rel
-                ) from None
+                raise changed_since_listed(rel) from None
             raise
         size = int(obj["ContentLength"])
         if size > self.max_file_bytes:
@@ -253,46 +248,15 @@ class S3DropSource(S3Calls, BaseDropSource):
             raise too_large(rel, size, self.max_file_bytes)
         return obj, size
 
-    def fetch(self, name: str | RemoteFile) -> bytes:
-        """The whole object or an error; with a listed RemoteFile the ETag must still match."""
-        listed = name if isinstance(name, RemoteFile) else None
-        rel = safe_relpath(listed.name if listed is not None else str(name))
+    def _fetch(self, rel: str, listed: RemoteFile | None, take: Callable[[Iterable[bytes]], T]) -> T:
+        """`take` the object's blocks after the guards; a listed object must still have its ETag. A cut
+        or short read is retried from the start."""
 
-        def go() -> bytes:
+        def go() -> T:
             obj, size = self._get(rel, listed)
-            try:
-                data = obj["Body"].read()
-            except (OSError, BotoCoreError) as exc:
-                raise TransientError(type(exc).__name__, kind="transfer") from None
-            if len(data) != size:
-                raise TransientError(f"short read ({len(data)} of {size} bytes)", kind="transfer")
-            return data
+            return take(sized(_body_blocks(obj["Body"]), size, lambda got: short_read(got, size)))
 
         return self._call("fetch", go)
-
-    def fetch_to(self, name: str | RemoteFile, dest: Path) -> str:
-        """`fetch`, streamed into `dest` (flat memory); returns the content hash. A cut transfer is
-        retried from the start and never leaves `dest` behind."""
-        listed = name if isinstance(name, RemoteFile) else None
-        rel = safe_relpath(listed.name if listed is not None else str(name))
-
-        def go() -> str:
-            obj, size = self._get(rel, listed)
-            try:
-                digest, written = write_blocks(
-                    obj["Body"].iter_chunks(FETCH_BLOCK), dest, rel=rel, limit=self.max_file_bytes
-                )
-            except (ConnectionError, TimeoutError, BotoCoreError) as exc:
-                raise TransientError(type(exc).__name__, kind="transfer") from None
-            if written != size:
-                raise TransientError(f"short read ({written} of {size} bytes)", kind="transfer")
-            return digest
-
-        try:
-            return self._call("fetch", go)
-        except BaseException:
-            Path(dest).unlink(missing_ok=True)
-            raise
 
     def move(self, name: str, to: Destination) -> str:
         """Archive under `<prefix>/<to>/…` (copy, then delete), with the `.done` marker."""
@@ -315,3 +279,17 @@ class S3DropSource(S3Calls, BaseDropSource):
         out = self._call("move", go)
         log.info("moved drop", extra={"fields": {"path": rel, "to": out}})
         return out
+
+
+def _body_blocks(body: Any) -> Iterator[bytes]:
+    """The response body, FETCH_BLOCK at a time. Only the read sits in the `try`: a failing read is a cut
+    transfer (retried), while an error of the caller's write passes through as it is."""
+    chunks = body.iter_chunks(FETCH_BLOCK)
+    while True:  # blocks of the body, not rows
+        try:
+            block = next(chunks, None)
+        except (OSError, BotoCoreError) as exc:
+            raise TransientError(type(exc).__name__, kind="transfer") from None
+        if block is None:
+            return
+        yield block

@@ -8,7 +8,7 @@ import base64
 import hashlib
 import posixpath
 import stat as stat_mod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,26 +21,26 @@ from snapmap_pipeline.connectors.base import (
     Destination,
     RemoteFile,
     archive_name,
+    check_size,
     escape_error,
+    gone,
     is_candidate,
     safe_relpath,
+    short_read,
+    sized,
     skip_dir,
-    too_large,
     within,
-    write_blocks,
 )
 from snapmap_pipeline.connectors.retry import TransientError, with_retries
 from snapmap_pipeline.errors import (
     AuthenticationError,
     ConfigError,
     ConnectorError,
-    FileTooLargeError,
     HostKeyError,
     SourceUnavailableError,
     TransferError,
 )
 from snapmap_pipeline.logs import get_logger
-from snapmap_pipeline.settings import get_settings
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -302,11 +302,7 @@ class SftpSession:
         try:
             real = sftp.normalize(self._full(rel))
         except FileNotFoundError:
-            raise ConnectorError(
-                f"{rel} is not on the SFTP source (moved or deleted since it was listed).",
-                code="remote_not_found",
-                path=rel,
-            ) from None
+            raise gone(rel, "the SFTP source") from None
         if not within(real, self._root()):
             raise escape_error(rel)
         return rel, real
@@ -384,8 +380,9 @@ class SftpDropSource(SftpSession, BaseDropSource):
             retries=retries,
             backoff=backoff,
         )
-        BaseDropSource.__init__(self, include=include, require_done_marker=require_done_marker)
-        self.max_file_bytes = max_file_bytes or get_settings().max_file_bytes
+        BaseDropSource.__init__(
+            self, include=include, require_done_marker=require_done_marker, max_file_bytes=max_file_bytes
+        )
 
     def __enter__(self) -> SftpDropSource:
         return self
@@ -452,64 +449,18 @@ class SftpDropSource(SftpSession, BaseDropSource):
     def _exists(self, name: str) -> bool:
         return self.stat(name) is not None
 
-    def fetch(self, name: str | RemoteFile) -> bytes:
-        """The whole file or an error: a cut transfer never returns partial bytes."""
-        listed = name if isinstance(name, RemoteFile) else None
-        wanted = listed.name if listed is not None else str(name)
+    def _fetch(self, rel: str, listed: RemoteFile | None, take: Callable[[Iterable[bytes]], T]) -> T:
+        """`take` the file's blocks (windowed reads) after the guards. A cut or short read is retried
+        from the start on a fresh connection."""
 
-        def go(sftp: paramiko.SFTPClient) -> bytes:
-            rel, real = self._checked(sftp, wanted)
+        def go(sftp: paramiko.SFTPClient) -> T:
+            _, real = self._checked(sftp, rel)
             with sftp.open(real, "rb") as fh:
                 size = int(fh.stat().st_size or 0)
-                if size > self.max_file_bytes:
-                    raise FileTooLargeError(
-                        f"{rel} is {size} bytes, over the {self.max_file_bytes}-byte limit; split the export "
-                        "or raise SNAPMAP_MAX_FILE_BYTES.",
-                        path=rel,
-                        size=size,
-                    )
-                if listed is not None and size != listed.size:
-                    raise TransferError(
-                        f"{rel} changed since it was listed ({listed.size} → {size} bytes); it will be taken "
-                        "when it is stable again.",
-                        path=rel,
-                    )
-                fh.prefetch(size)
-                data = fh.read(size)
-            if len(data) != size:  # the server or the link stopped early: treat as a cut transfer
-                raise TransientError(f"short read ({len(data)} of {size} bytes)", kind="transfer")
-            return data
+                check_size(rel, size, self.max_file_bytes, listed)
+                return take(sized(_windows(fh, size), size, lambda got: short_read(got, size)))
 
         return self._run("fetch", go)
-
-    def fetch_to(self, name: str | RemoteFile, dest: Path) -> str:
-        """`fetch`, streamed into `dest` (flat memory); returns the content hash. A cut transfer is
-        retried from the start and never leaves `dest` behind."""
-        listed = name if isinstance(name, RemoteFile) else None
-        wanted = listed.name if listed is not None else str(name)
-
-        def go(sftp: paramiko.SFTPClient) -> str:
-            rel, real = self._checked(sftp, wanted)
-            with sftp.open(real, "rb") as fh:
-                size = int(fh.stat().st_size or 0)
-                if size > self.max_file_bytes:
-                    raise too_large(rel, size, self.max_file_bytes)
-                if listed is not None and size != listed.size:
-                    raise TransferError(
-                        f"{rel} changed since it was listed ({listed.size} → {size} bytes); it will be taken "
-                        "when it is stable again.",
-                        path=rel,
-                    )
-                digest, written = write_blocks(_windows(fh, size), dest, rel=rel, limit=self.max_file_bytes)
-            if written != size:  # the server or the link stopped early: treat as a cut transfer
-                raise TransientError(f"short read ({written} of {size} bytes)", kind="transfer")
-            return digest
-
-        try:
-            return self._run("fetch", go)
-        except BaseException:
-            Path(dest).unlink(missing_ok=True)
-            raise
 
     def move(self, name: str, to: Destination) -> str:
         """Archive a drop (and its `.done` marker) under `<root>/<to>/`; returns the new name."""
