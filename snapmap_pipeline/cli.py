@@ -315,7 +315,7 @@ def preview(
 
     import polars as pl
 
-    from snapmap_pipeline.core.companion import companion_columns
+    from snapmap_pipeline.core.companion import main_only
     from snapmap_pipeline.core.export.xml import write_xml
     from snapmap_pipeline.core.pipeline import companion_step, infer_step, map_step, read_step, validate_step
     from snapmap_pipeline.core.schema import load_schema
@@ -337,7 +337,7 @@ def preview(
     except SnapMapError as exc:
         _fail(exc)
     with pl.Config(tbl_rows=rows, tbl_cols=12, fmt_str_lengths=30):
-        shown = validated.valid.drop(companion_columns(s, validated.valid))
+        shown = main_only(s, validated.valid)
         sys.stdout.write(f"entity: {s.entity}  rows shown: {df.height}\n{shown}\n")
         if validated.quarantine.height:
             sys.stdout.write(f"quarantined:\n{validated.quarantine.select('_row', '_rule', '_column')}\n")

@@ -779,6 +779,16 @@ def companion_columns(schema: EntitySchema, frame: pl.DataFrame) -> list[str]:
     return [c.csv_file for c in schema.companions if c.csv_file in frame.columns]
 
 
+def main_only(schema: EntitySchema, frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame without its companion columns: what the MAIN CSV and the quality suite see.
+
+    The same frame when it has none: a `drop` runs a query over the frame, and over a frame whose columns
+    are chunked differently (validation's output is) that first copies every column (+330 MB at 1M rows).
+    """
+    extra = companion_columns(schema, frame)
+    return frame.drop(extra) if extra else frame
+
+
 def write_companion_outputs(report: CompanionReport, out_dir: Path) -> dict[str, Any]:
     """Per sheet: the Eightfold CSV of the attached rows (`<SHEET>.csv`, spec columns) and its quarantine
     (`quarantine-<SHEET>.csv`, formula-guarded like the MAIN one). Returns the paths written."""

@@ -225,18 +225,18 @@ def export_step(
 
     With a `BackgroundQuality`, the quality report runs in its worker while the XML is written.
     """
-    from snapmap_pipeline.core.companion import companion_columns, write_companion_outputs
+    from snapmap_pipeline.core.companion import main_only, write_companion_outputs
     from snapmap_pipeline.core.export.csv import write_eightfold_csv, write_quarantine_csv
     from snapmap_pipeline.core.export.xml import XsdChecker, own_xsd, write_xml
 
     settings = settings or get_settings()
     out_dir.mkdir(parents=True, exist_ok=True)
     # Companion groups (list-of-struct columns) are for the XML; the MAIN CSV and quality see MAIN only.
-    main_only = validated.valid.drop(companion_columns(schema, validated.valid))
+    main = main_only(schema, validated.valid)
     pending = None
     if quality and background is not None:
         pending = background.submit(
-            main_only, schema, operation, out_dir / "quality", sample_rows=settings.quality_sample_rows
+            main, schema, operation, out_dir / "quality", sample_rows=settings.quality_sample_rows
         )
     xml_path = out_dir / f"{schema.entity}.xml"
     # Each chunk is checked against the XSD in a thread while the next is built: no second read.
@@ -247,7 +247,7 @@ def export_step(
     # The frame is in memory already: two chunks built at once cost one more chunk and use both cores.
     xml_report = write_xml(validated.valid, schema, operation, xml_path, on_chunk=checker, threads=2)
     xsd_errors = checker.finish()
-    csv_report = write_eightfold_csv(main_only, schema, operation, out_dir / f"{schema.csv_file}.csv")
+    csv_report = write_eightfold_csv(main, schema, operation, out_dir / f"{schema.csv_file}.csv")
     q_path = out_dir / "quarantine.csv"
     write_quarantine_csv(validated.quarantine, q_path)
     outputs: dict[str, Any] = {
@@ -271,7 +271,7 @@ def export_step(
         from snapmap_pipeline.core.quality import run_quality
 
         outputs["quality"] = run_quality(
-            main_only, schema, operation, out_dir / "quality", sample_rows=settings.quality_sample_rows
+            main, schema, operation, out_dir / "quality", sample_rows=settings.quality_sample_rows
         )
     return outputs
 

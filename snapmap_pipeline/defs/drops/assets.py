@@ -23,7 +23,7 @@ import polars as pl
 
 from snapmap_pipeline.core import pipeline as core
 from snapmap_pipeline.core import stream
-from snapmap_pipeline.core.companion import companion_columns, companion_for_name, sibling_companion_names
+from snapmap_pipeline.core.companion import companion_for_name, main_only, sibling_companion_names
 from snapmap_pipeline.core.schema import load_schema
 from snapmap_pipeline.defs.daily.partitions import FEEDS, feed_key
 from snapmap_pipeline.defs.drops import checks
@@ -298,7 +298,7 @@ def validated_frame(
         "validated_frame",
         metadata={
             **figures,
-            "preview": masked_preview(v.valid.drop(companion_columns(schema, v.valid)), show_values=show),
+            "preview": masked_preview(main_only(schema, v.valid), show_values=show),
         },
     )
     yield dg.Output(
