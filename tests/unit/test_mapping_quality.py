@@ -12,8 +12,11 @@ round 6, so no longer an estimate either), and the fresh6 split (tests/data/head
 session 4 while round 6 was under way, from 45 systems (43 new), mostly plain export column titles,
 measured untuned after round 6 (0.730 / 0.511, its honest figure), then studied by error class and for
 calibration in round 7, so no longer an estimate either), and the fresh7 split
-(tests/data/headers/fresh7/*.yaml, built while round 7 was under way from 33 systems (18 new), never
-studied: the honest estimate): their rules, and regression floors.
+(tests/data/headers/fresh7/*.yaml, built while round 7 was under way from 33 systems (18 new),
+measured untuned after round 7 (0.709 / 0.403, its honest figure), then studied in round 8), and the
+fresh8 split (tests/data/headers/fresh8/*.yaml, built while round 8 was under way from 25 systems (14
+new, a sixth Japanese and German labels), never studied: the honest estimate): their rules, and
+regression floors.
 
 The floors sit a little below what the engine reached (see bench/bench_mapping.py for the figures); they
 catch regressions, they are not tuned targets."""
@@ -35,7 +38,7 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "headers"
 # every split's folder, in the order they were built (dev is the top level)
 FOLDERS = {
     name: DATA / name
-    for name in ("holdout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7")
+    for name in ("holdout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8")
 }
 # (top-1, null precision) floors per split. Round 4 reached 0.938 / 0.977 (dev, 289 cases), 0.922 / 0.861
 # (holdout, 153), 1.000 / 1.000 (fresh, 120), 0.917 / 0.720 (fresh2, 121), 0.917 / 0.875 (fresh3, 121:
@@ -66,8 +69,14 @@ FLOORS = {
     "fresh6": (0.74, 0.50),
     # fresh7, 172 cases from 33 systems (18 new), built while round 7 was under way and never studied:
     # 0.709 / 0.406 with the session-4 starting engine, 0.709 / 0.403 after rounds 6 and 7 (the honest
-    # figure: those rounds fitted the studied splits and did not move it)
-    "fresh7": (0.68, 0.37),
+    # figure: those rounds fitted the studied splits and did not move it); studied in round 8 (vendor
+    # field knowledge from vendors' public field references, config/glossary/vendors.yaml; its SAP
+    # codes that are labelled headers here stay out of the glossary): 0.767 / 0.458
+    "fresh7": (0.74, 0.42),
+    # fresh8, 155 cases from 25 systems (14 new), built while round 8 was under way and never studied:
+    # 0.613 / 0.311 with the session-4 starting engine, 0.600 / 0.299 after rounds 6 and 7, 0.606 / 0.307
+    # after round 8 (the honest figure; 21 of its cases are Japanese UKG Pro labels)
+    "fresh8": (0.58, 0.28),
 }
 
 
@@ -84,7 +93,7 @@ def splits() -> dict[str, list[dict]]:
     return {"dev": _cases(), **{name: _cases(folder) for name, folder in FOLDERS.items()}}
 
 
-@pytest.mark.parametrize("name", ["fresh4", "fresh5", "fresh6", "fresh7"])
+@pytest.mark.parametrize("name", ["fresh4", "fresh5", "fresh6", "fresh7", "fresh8"])
 def test_new_split_is_big_cited_new_and_unseen(name, splits):
     split = splits[name]
     assert len(split) >= 150

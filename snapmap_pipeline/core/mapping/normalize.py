@@ -81,9 +81,19 @@ def salesforce(header: str) -> str:
     return _SF_SUFFIX.sub("", _SF_NAMESPACE.sub("", header.strip()))
 
 
+# SAP's TABLE-FIELD notation: an HR infotype table or structure (PA0002, P0001, PS0001, PB0002, HRP1000,
+# IT0105) before the field code (`P0002-GBDAT`, `PA0001_PERSK`): the table names no meaning of its own
+_SAP_TABLE = re.compile(r"^(?:PA|PB|PS|P|HRP|IT)\d{4}[-_.](?=[A-Za-z])", re.IGNORECASE)
+
+
+def sap_field(header: str) -> str:
+    """`P0002-GBDAT` → `GBDAT`, `PA0001_PERSK` → `PERSK`: the field code, without its SAP table."""
+    return _SAP_TABLE.sub("", header, count=1)
+
+
 def segments(header: str) -> list[list[str]]:
     """Path segments of a header, each as its words: '/person/legalName/givenName' → 3 segments."""
-    parts = [p for p in _PATH.split(salesforce(fold(str(header)).strip())) if p and p.strip()]
+    parts = [p for p in _PATH.split(salesforce(sap_field(fold(str(header)).strip()))) if p and p.strip()]
     out = [_split_segment(p) for p in parts]
     return [s for s in out if s]
 
