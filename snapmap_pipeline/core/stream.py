@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -569,6 +570,8 @@ def process_path(
             file=filename,
         )
 
+    if quality and settings.quality_sample_rows >= settings.quality_gx_min_rows:
+        _warm_quality()
     with tempfile.TemporaryDirectory(prefix=".snapmap-stream-", dir=out_dir) as tmp_name:
         tmp = Path(tmp_name)
         encoding = detect_encoding(sample, filename)
@@ -689,6 +692,19 @@ def process_path(
         },
     )
     return report
+
+
+def _import_gx() -> None:
+    import great_expectations  # noqa: F401
+
+
+def _warm_quality() -> None:
+    """Import GX (3-5 s of Python) in a thread while the mapping child and the first pass run, so the
+    quality report, which runs beside the second pass, starts at once. A later import of it in another
+    thread waits for this one (the import lock), so it is never imported twice."""
+    import threading
+
+    threading.Thread(target=_import_gx, name="snapmap-gx-import", daemon=True).start()
 
 
 def _batches(src: Path, layout: _Layout, block_bytes: int, filename: str, settings: Settings):
@@ -825,6 +841,8 @@ def _export_pass(
             _csv_batch(result.valid, first)
             if quality and sum(s.height for s in sample) < sample_rows:
                 sample.append(result.valid.head(sample_rows - sum(s.height for s in sample)))
+                if sum(s.height for s in sample) >= sample_rows:
+                    start_quality()
             # The XML goes out in smaller slices: each slice's text is held until the XSD worker has
             # checked it, so this bounds that memory (and the lxml tree built from it).
             yield from result.valid.iter_slices(XML_SLICE_ROWS)
@@ -865,6 +883,24 @@ def _export_pass(
         sample_records=max(1, settings.xsd_sample_records * XML_SLICE_ROWS // CHUNK_ROWS),
     )
     summary: dict[str, Any] | None = None
+    # The quality report runs in a thread as soon as its sample is complete, beside the rest of the
+    # pass: GX is Python (it holds the GIL) while the pass is mostly polars and I/O (which release it),
+    # so the two share the machine's cores. Memory: GX and one sample, as when it ran after the pass.
+    checking = ThreadPoolExecutor(1, thread_name_prefix="snapmap-quality")
+    job: dict[str, Any] = {}  # the report's future and the rows it checks, once started
+
+    def start_quality() -> None:
+        from snapmap_pipeline.core.quality import run_quality
+
+        if job:
+            return
+        frame = pl.concat(sample) if sample else pl.DataFrame()
+        sample.clear()
+        job["rows"] = frame.height
+        job["report"] = checking.submit(
+            run_quality, frame, schema, operation, out_dir / "quality", sample_rows=sample_rows
+        )
+
     try:
         # Slices are rendered in worker threads while this thread parses and validates the next block.
         xml_report = write_xml(
@@ -874,22 +910,19 @@ def _export_pass(
         if totals.rows_valid + totals.rows_quarantined != totals.rows_in:  # pragma: no cover - a bug
             raise InputError("row conservation broken while streaming", code="row_conservation")
         if quality:
-            # In this process, after the export: a background worker (as in memory) would hold GX and
-            # its sample beside the blocks, and the bounded-memory promise is this path's reason to be.
-            from snapmap_pipeline.core.quality import run_quality
-
-            frame = pl.concat(sample) if sample else pl.DataFrame()
-            sample.clear()
-            summary = run_quality(frame, schema, operation, out_dir / "quality", sample_rows=sample_rows)
-            summary["sampled"] = totals.rows_valid > frame.height
+            start_quality()  # a file with fewer valid rows than the sample: it starts now
+            summary = job["report"].result()
+            summary["sampled"] = totals.rows_valid > job["rows"]
             summary["rows_valid"] = totals.rows_valid
     except BaseException:
         with contextlib.suppress(Exception):
             check.finish()
+        checking.shutdown(wait=True, cancel_futures=True)
         for p in parts:
             p.unlink(missing_ok=True)
         raise
     finally:
+        checking.shutdown(wait=True)
         shutil.rmtree(scratch, ignore_errors=True)
     xml_report.path = xml_path
 

@@ -115,6 +115,27 @@ def test_streamed_file_matches_in_memory_path(tmp_path: Path) -> None:
     assert report["rows_in"] == report["rows_valid"] + report["rows_quarantined"]
 
 
+@pytest.mark.parametrize("sample_rows", [1_500, 50_000])  # complete after a few blocks / only at the end
+def test_streamed_quality_report_matches_in_memory(tmp_path: Path, sample_rows: int) -> None:
+    """The streamed report starts in a thread once its sample is complete (beside the rest of the pass),
+    or at the end for a file with fewer valid rows: either way it checks the same first valid rows as
+    the in-memory path and says whether it sampled."""
+    src = tmp_path / "workers.csv"
+    generate(6_000, 11).write_csv(src)
+    settings = Settings(quality_sample_rows=sample_rows, quality_gx_min_rows=10**9)  # polars engine: fast
+    kw = {"drop_time": DROP_TIME, "settings": settings}
+    whole = process_bytes(src.read_bytes(), src.name, out_dir=tmp_path / "a", **kw)
+    streamed = process_path(src, out_dir=tmp_path / "b", chunk_rows=1_000, map_in_child=False, **kw)
+
+    assert streamed.outputs["streamed"]["batches"] > 3
+    quality, expected = streamed.outputs["quality"], whole.outputs["quality"]
+    assert quality["sampled"] is (streamed.rows_valid > sample_rows) is expected["sampled"]
+    assert quality["sample_rows"] == min(sample_rows, streamed.rows_valid) == expected["sample_rows"]
+    for key in ("success", "evaluated", "successful", "failed", "engine"):
+        assert quality[key] == expected[key], key
+    assert (tmp_path / "b" / "quality" / "index.html").is_file()
+
+
 def test_day_first_evidence_late_in_the_file_decides_every_batch(tmp_path: Path) -> None:
     # Only the last row shows the order (31/01); the earlier "02/03/2024" values are read day-first too.
     lines = ["Employee ID,First Name,Last Name,Work Email,Hire Date"]
