@@ -22,8 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -384,6 +385,17 @@ class _Scan:
     fields: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _BlockScan:
+    """What pass 1 found in one block (merged into `_Scan` in block order)."""
+
+    fields: list[str]
+    checksum: int
+    evidence: dict[str, dict[str, bool]]
+    loose: dict[str, pl.Series] = field(default_factory=dict)  # hashes of trimmed, lower-cased values
+    exact: dict[str, pl.Series] = field(default_factory=dict)  # hashes of values as they are
+
+
 def _loose(name: str) -> pl.Expr:
     """The hash of a value trimmed and lower-cased: equal values after validate's normalisation (trim,
     lower-case emails) always hash the same, so repeats are never missed."""
@@ -440,35 +452,57 @@ def _scan_pass(
     loose: dict[str, list[pl.Series]] = {n: [] for n in unique}  # repeats, found as validate would
     exact: dict[str, list[pl.Series]] = {n: [] for n in [*refs, *refs.values()]}  # references: exact
     next_row = layout.header_row + 2
-    for k, buf in enumerate(_blocks(src, block_bytes)):
-        if not columns:
-            scan.checksums.append(0)
-            continue
-        raw = _parse(buf, layout, k == 0, src.name, columns=columns)
-        # No blank-line filter here: checksum and hashes skip blanks, which is all a blank line holds.
-        df = raw.with_row_index(ROW, offset=next_row).with_columns(pl.col(ROW).cast(pl.Int64))
-        next_row += raw.height
+    params = sql_params(schema, tenant, settings)
+
+    def scan_block(df: pl.DataFrame) -> _BlockScan:
+        """One block's fields, checksum, date evidence and value hashes."""
         dated, _ = transform(
             apply_mapping(df, _SubMapping(items), schema),
             schema,
             drop_time=drop_time,
-            params=sql_params(schema, tenant, settings),
+            params=params,
             settings=settings,
         )
         present = [n for n in sorted(wanted) if n in dated.columns]
-        if not scan.fields:
-            scan.fields = [*dates, *present]
-        dated = _blank_to_null(dated, scan.fields)
-        scan.checksums.append(_checksum(dated, scan.fields))
-        for name in dates:
-            found = date_evidence(dated[name], schema.field(name).type)
-            scan.evidence[name] = merge_evidence(scan.evidence.get(name), found)
+        fields = [*dates, *present]
+        dated = _blank_to_null(dated, fields)
+        evidence = {name: date_evidence(dated[name], schema.field(name).type) for name in dates}
+        found = _BlockScan(fields, _checksum(dated, fields), evidence)
         for name in present:
             values = dated.select(pl.col(name)).drop_nulls()
             if name in loose:
-                loose[name].append(values.select(_loose(name)).to_series())
+                found.loose[name] = values.select(_loose(name)).to_series()
             if name in exact:
-                exact[name].append(values.select(pl.col(name).hash(seed=0)).to_series())
+                found.exact[name] = values.select(pl.col(name).hash(seed=0)).to_series()
+        return found
+
+    def gather(found: _BlockScan) -> None:
+        scan.fields = scan.fields or found.fields
+        scan.checksums.append(found.checksum)
+        for name, seen in found.evidence.items():
+            scan.evidence[name] = merge_evidence(scan.evidence.get(name), seen)
+        for name, values in found.loose.items():
+            loose[name].append(values)
+        for name, values in found.exact.items():
+            exact[name].append(values)
+
+    # Blocks are parsed here, in order (the row numbers need each block's height), while the previous
+    # block is transformed and hashed in a worker thread: polars releases the GIL, so both cores work.
+    pending: deque[Future[_BlockScan]] = deque()
+    with ThreadPoolExecutor(1, thread_name_prefix="snapmap-scan") as pool:
+        for k, buf in enumerate(_blocks(src, block_bytes)):
+            if not columns:
+                scan.checksums.append(0)
+                continue
+            raw = _parse(buf, layout, k == 0, src.name, columns=columns)
+            # No blank-line filter here: checksum and hashes skip blanks, which is all a blank line holds.
+            df = raw.with_row_index(ROW, offset=next_row).with_columns(pl.col(ROW).cast(pl.Int64))
+            next_row += raw.height
+            pending.append(pool.submit(scan_block, df))
+            while len(pending) > 1:  # one block parsed ahead: two blocks' columns in memory at most
+                gather(pending.popleft().result())
+        while pending:
+            gather(pending.popleft().result())
     for name in unique:
         if loose.get(name):
             all_hashes = pl.concat(loose.pop(name))
