@@ -15,8 +15,11 @@ calibration in round 7, so no longer an estimate either), and the fresh7 split
 (tests/data/headers/fresh7/*.yaml, built while round 7 was under way from 33 systems (18 new),
 measured untuned after round 7 (0.709 / 0.403, its honest figure), then studied in round 8), and the
 fresh8 split (tests/data/headers/fresh8/*.yaml, built while round 8 was under way from 25 systems (14
-new, a sixth Japanese and German labels), never studied: the honest estimate): their rules, and
-regression floors.
+new, a sixth Japanese and German labels), measured untuned after round 8 (0.606 / 0.307, its honest
+figure), then studied in round 9 (noise parts, CJK labels), so no longer an estimate either), and the fresh9
+split (tests/data/headers/fresh9/*.yaml, built in session 5 while round 9 was under way from 24 systems
+(14 new), measured untuned after round 9 (0.758 / 0.452, its honest figure, the same as the session-5
+starting engine's 0.758 / 0.455), never studied): their rules, and regression floors.
 
 The floors sit a little below what the engine reached (see bench/bench_mapping.py for the figures); they
 catch regressions, they are not tuned targets."""
@@ -24,6 +27,7 @@ catch regressions, they are not tuned targets."""
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -38,7 +42,18 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "headers"
 # every split's folder, in the order they were built (dev is the top level)
 FOLDERS = {
     name: DATA / name
-    for name in ("holdout", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8")
+    for name in (
+        "holdout",
+        "fresh",
+        "fresh2",
+        "fresh3",
+        "fresh4",
+        "fresh5",
+        "fresh6",
+        "fresh7",
+        "fresh8",
+        "fresh9",
+    )
 }
 # (top-1, null precision) floors per split. Round 4 reached 0.938 / 0.977 (dev, 289 cases), 0.922 / 0.861
 # (holdout, 153), 1.000 / 1.000 (fresh, 120), 0.917 / 0.720 (fresh2, 121), 0.917 / 0.875 (fresh3, 121:
@@ -66,17 +81,24 @@ FLOORS = {
     # the session-4 starting engine, 0.730 / 0.511 after round 6 (its honest, untuned figure); studied in
     # round 7 (calibration per deciding method, the record's own word before a field's words, Nordic
     # letters and words, availability dates): 0.763 / 0.533, no longer an estimate
-    "fresh6": (0.74, 0.50),
+    # round 9 (noise parts set aside): 0.776 / 0.558
+    "fresh6": (0.75, 0.52),
     # fresh7, 172 cases from 33 systems (18 new), built while round 7 was under way and never studied:
     # 0.709 / 0.406 with the session-4 starting engine, 0.709 / 0.403 after rounds 6 and 7 (the honest
     # figure: those rounds fitted the studied splits and did not move it); studied in round 8 (vendor
     # field knowledge from vendors' public field references, config/glossary/vendors.yaml; its SAP
     # codes that are labelled headers here stay out of the glossary): 0.767 / 0.458
     "fresh7": (0.74, 0.42),
-    # fresh8, 155 cases from 25 systems (14 new), built while round 8 was under way and never studied:
-    # 0.613 / 0.311 with the session-4 starting engine, 0.600 / 0.299 after rounds 6 and 7, 0.606 / 0.307
-    # after round 8 (the honest figure; 21 of its cases are Japanese UKG Pro labels)
-    "fresh8": (0.58, 0.28),
+    # fresh8, 155 cases from 25 systems (14 new), built while round 8 was under way: 0.613 / 0.311 with
+    # the session-4 starting engine, 0.600 / 0.299 after rounds 6 and 7, 0.606 / 0.307 after round 8 (the
+    # honest, untuned figure; 21 of its cases are Japanese UKG Pro labels); studied in round 9 (noise parts
+    # of a header set aside: system codes, "#" tags, decoration words, level numbers; CJK labels segmented
+    # into glossary words, config/glossary/cjk.yaml): 0.858 / 0.622, no longer an estimate
+    "fresh8": (0.83, 0.58),
+    # fresh9, 153 cases from 24 systems (14 new), built in session 5 while round 9 was under way: 0.758 /
+    # 0.455 with the session-5 starting engine, 0.758 / 0.452 after round 9 (the honest, untuned figure;
+    # 0.771 before two CJK glossary words that are fresh9 labels were taken out); never studied
+    "fresh9": (0.73, 0.42),
 }
 
 
@@ -93,7 +115,7 @@ def splits() -> dict[str, list[dict]]:
     return {"dev": _cases(), **{name: _cases(folder) for name, folder in FOLDERS.items()}}
 
 
-@pytest.mark.parametrize("name", ["fresh4", "fresh5", "fresh6", "fresh7", "fresh8"])
+@pytest.mark.parametrize("name", ["fresh4", "fresh5", "fresh6", "fresh7", "fresh8", "fresh9"])
 def test_new_split_is_big_cited_new_and_unseen(name, splits):
     split = splits[name]
     assert len(split) >= 150
@@ -218,6 +240,10 @@ def test_no_header_is_an_alias_field_name_or_glossary_key(splits, schemas):
         # and suffix here (`hr2d__Surname__c` is not the glossary's "surname", though it reads as it)
         norm = normalize(c["header"].replace("__", " "))
         assert norm not in keys, f"{c['header']!r} is a glossary key"
+        # a CJK label is no glossary word either (cjk.yaml holds words a label is segmented into; a
+        # one- or two-character word such as 姓 "family name" may be a whole label by itself)
+        label = unicodedata.normalize("NFKC", c["header"]).strip()
+        assert len(label) <= 2 or label not in glossary.cjk, f"{c['header']!r} is a CJK glossary key"
         assert " ".join(stem(w) for w in norm.split()) not in qualifiers, f"{c['header']!r} is a qualifier"
         if schema is None:
             continue

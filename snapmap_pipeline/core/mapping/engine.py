@@ -24,6 +24,7 @@ from snapmap_pipeline.core.mapping.signals import (
     id_name_factors,
     lexical_index,
     lexical_scores,
+    noise_reads,
     person_factors,
     plural_key_factors,
     qualifier_factors,
@@ -65,6 +66,9 @@ AMBIGUITY_MARGIN = 0.08
 # its own: right 60/66 times at ≥ 0.9 before this cap, the share of the 0.6-0.9 band.
 SEMANTIC_GAP = 0.3
 METHOD_CAP = {"semantic": 0.89}
+# A header read with noise parts set aside (signals.noise_variant: "PW4-JOB-CODE", "status_label") is
+# decided on a guess about which parts are noise: never "sure", whatever the words left match.
+NOISE_CAP = 0.85
 WEBMAIL_WORDS = frozenset({"personal", "private", "home"})
 _FIELD_WORD = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*\b")
 
@@ -267,6 +271,7 @@ def map_columns(
     # a field about another person the header does not name: kept as the choice when nothing beats it
     # ("sender.email" may be the recruiter's), but no sure one (see signals.person_factors)
     doubt = np.where(lex >= 0.9, 1.0, person_factors(headers, index))
+    noisy = [bool(noise_reads(h, index)) for h in headers]
 
     items: list[ColumnMapping | None] = [decided.get(ci) for ci in range(len(columns))]
     for k, ci in enumerate(todo):
@@ -282,6 +287,8 @@ def map_columns(
         runner = max(others, default=0.0)
         method = "value" if value_won[k, fi] else _method(k, fi, lex_method, sem_won, mem_won, base, factors)
         conf = _confidence(s, runner, method) * float(doubt[k, fi])
+        if noisy[k] and lex[k, fi] < 0.9:
+            conf = min(conf, NOISE_CAP)
         items[ci] = ColumnMapping(columns[ci], fields[fi], max(0.0, min(1.0, conf)), method, cands)
     done = [i for i in items if i is not None]
     log.debug("columns mapped", extra={"fields": {"entity": schema.entity, "columns": len(done)}})

@@ -267,6 +267,12 @@ class Glossary:
     # a person's login as the last path segment (recruiter.userName): how ATSs name a user, by email
     login_attributes: frozenset[tuple[str, ...]] = frozenset()
     agent_suffixes: frozenset[str] = frozenset()  # created_by, approved_by: a person, never a date
+    # words that decorate a header without naming its subject (label, obj, node): set aside as noise
+    decorations: frozenset[str] = frozenset()
+    # CJK HR words → English words (cjk.yaml): a CJK label has no spaces, so it is segmented with them
+    cjk: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # a CJK word's reading when it is the whole label (名 alone is the given name, 〜名 a name of ~)
+    cjk_alone: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def entity_words(self, entity: str) -> tuple[tuple[str, ...], ...]:
         return self.entities.get(entity, ())
@@ -302,6 +308,9 @@ def load_glossary(directory: Path) -> Glossary:
     qualifiers_of_subject: set[str] = set()
     logins: set[tuple[str, ...]] = set()
     agents: set[str] = set()
+    decorations: set[str] = set()
+    cjk: dict[str, tuple[str, ...]] = {}
+    cjk_alone: dict[str, tuple[str, ...]] = {}
     for path in sorted(Path(directory).glob("*.yaml")):
         try:
             raw = yamlfile.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -332,6 +341,10 @@ def load_glossary(directory: Path) -> Glossary:
         qualifiers_of_subject.update(stem(w) for x in raw.get("subject_qualifiers") or [] for w in _key(x))
         logins.update(_key(x) for x in raw.get("login_attributes") or [] if _key(x))
         agents.update(w for x in raw.get("agent_suffixes") or [] for w in _key(x))
+        decorations.update(w for x in raw.get("decorations") or [] for w in _key(x))
+        for table, section in ((cjk, "cjk"), (cjk_alone, "cjk_alone")):
+            for src, dst in (raw.get(section) or {}).items():
+                table[unicodedata.normalize("NFKC", str(src)).strip()] = _key(dst)
         for concept, phrases_of in (raw.get("concepts") or {}).items():
             key = " ".join(_key(concept))
             concepts[key] = (*concepts.get(key, ()), *(" ".join(_key(x)) for x in phrases_of or []))
@@ -375,7 +388,55 @@ def load_glossary(directory: Path) -> Glossary:
         subject_qualifiers=frozenset(qualifiers_of_subject),
         login_attributes=frozenset(logins),
         agent_suffixes=frozenset(agents),
+        decorations=frozenset(decorations),
+        cjk=cjk,
+        cjk_alone=cjk_alone,
     )
+
+
+# a run of Han, kana (with the prolonged sound mark) or Hangul: written without spaces between words
+_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+# a stretch of a CJK label no glossary word covers: kept as one unknown word, so the label's reading is
+# not taken for whole (the coverage and noise rules see that a part was not understood)
+CJK_UNKNOWN = "cjkword"
+
+
+def cjk_words(
+    header: str, table: dict[str, tuple[str, ...]], alone: dict[str, tuple[str, ...]] | None = None
+) -> str:
+    """A CJK label in English words, so the usual signals read it: each CJK run is segmented by greedy
+    longest match of glossary words (`入社日` → hire date, `上司ID` → manager ID); a run that is the whole
+    label may have a reading of its own (`名` alone is the given name). Other text is kept as written.
+
+    >>> cjk_words("入社日", {"入社": ("hire",), "日": ("date",)})
+    ' hire date '
+    """
+    text = unicodedata.normalize("NFKC", str(header))
+    if not table or not _CJK_RUN.search(text):
+        return str(header)
+    longest = max(len(k) for k in table)
+    whole = text.strip()
+
+    def run(match: re.Match[str]) -> str:
+        part = match.group(0)
+        if alone and part == whole and part in alone:
+            return " " + " ".join(alone[part]) + " "
+        out: list[str] = []
+        i = 0
+        while i < len(part):  # greedy longest match over a label's few characters (not a data loop)
+            for n in range(min(longest, len(part) - i), 0, -1):
+                hit = table.get(part[i : i + n])
+                if hit is not None:
+                    out.extend(hit)
+                    i += n
+                    break
+            else:
+                if not out or out[-1] != CJK_UNKNOWN:
+                    out.append(CJK_UNKNOWN)
+                i += 1
+        return " " + " ".join(out) + " "
+
+    return _CJK_RUN.sub(run, text)
 
 
 def glossary_dir(config_dir: Path) -> Path:

@@ -24,6 +24,7 @@ from snapmap_pipeline.core.mapping.normalize import (
     SELF,
     Glossary,
     canonical,
+    cjk_words,
     expanded_text,
     load_glossary,
     segment_vocab,
@@ -294,6 +295,7 @@ _VARIANT_INDEX: dict[tuple[str, str], LexicalIndex] = {}
 def _read_variants(header: str, entity: str, key: str) -> tuple[tuple[str, ...], ...]:
     index = _VARIANT_INDEX[(entity, key)]
     g = index.glossary
+    header = cjk_words(header, g.cjk, g.cjk_alone)
     out: list[tuple[str, ...]] = []
     for ws in variants(header, g.path_noise, index.seg_vocab, g.attributes):
         out.append(tuple(_reorder(ws, index)))
@@ -329,7 +331,114 @@ def _read_variants(header: str, entity: str, key: str) -> tuple[tuple[str, ...],
             joined = _join_compounds(trimmed, index)
             if joined != trimmed:
                 extra.append(joined)
+    if out:
+        extra.extend(_noise_reads(out[0], header, entity, key))  # header: its CJK words already read
     return tuple(dict.fromkeys([*out, *extra]))
+
+
+@lru_cache(maxsize=65_536)
+def _noise_reads(first: tuple[str, ...], header: str, entity: str, key: str) -> tuple[tuple[str, ...], ...]:
+    """The header's first reading, and its reading without a vendor prefix, with noise parts set aside
+    (see `_without_noise`), each also with run-apart compounds joined."""
+    index = _VARIANT_INDEX[(entity, key)]
+    codes = _code_letters(header)
+    bases = [first]
+    if _one_piece(header):
+        bases.append(_drop_vendor_prefix(first, index))
+    out: list[tuple[str, ...]] = []
+    for base in dict.fromkeys(bases):
+        plain = _without_noise(base, index, codes)
+        if plain is None:
+            continue
+        out.append(plain)
+        out.append(_join_compounds(plain, index))
+        # a header carrying a system code is a technical field name: an unknown leading word is the
+        # system's prefix too ("duevo_vorname#psd"), when the rest still names a subject
+        if (
+            codes
+            and len(plain) >= 2
+            and _unknown_word(plain[0], index)
+            and _names_subject(plain[1:], index, False)
+        ):
+            out.append(plain[1:])
+    return tuple(dict.fromkeys(out))
+
+
+# A header read with its noise parts set aside ("PW4-EMAIL-ADDRESS" → email address, "status_label" →
+# status, "Org level 1 code" → org level code) is a guess about which parts are noise: its matches count
+# this much less than the header as written, so such a decision stays below "sure" (0.9).
+NOISE_FACTOR = 0.88
+MAX_NOISE_LETTERS = 3  # the longest system code set aside (PW4-, #psd): longer ones may name a subject
+
+
+# letters a header writes as a code: fused with a number (PW4-, W2, 401k) or tagged by "#" (pnr#psd)
+_CODE_LETTERS = re.compile(
+    r"(?<![A-Za-z])[A-Za-z]{1,3}(?=\d)|(?<=\d)[A-Za-z]{1,3}(?![A-Za-z])|(?<=#)[A-Za-z]{1,3}(?![A-Za-z])"
+)
+
+
+def _code_letters(header: str) -> frozenset[str]:
+    return frozenset(m.group(0).lower() for m in _CODE_LETTERS.finditer(str(header)))
+
+
+def _noise_word(w: str, index: LexicalIndex, codes: frozenset[str]) -> bool:
+    """A part of a header that decorates it without naming its subject: a number (a level, a version),
+    a decoration word (label, obj, node) or a system code the header writes as one (letters fused with
+    a number, or after "#") that no field and no glossary entry knows. A short unknown word written as
+    a word ("hod_email_id", "band_max_ote") may be an abbreviation of a subject: it stays."""
+    if w.isdigit() or w in index.glossary.decorations:
+        return True
+    g = index.glossary
+    return (
+        w in codes
+        and len(w) <= MAX_NOISE_LETTERS
+        and w.isalpha()
+        and w not in index.seg_vocab
+        and w not in g.tokens
+        and w not in g.stopwords
+        and stem(w) not in index.weights
+        and stem(w) not in index.foreign
+    )
+
+
+def _without_noise(ws: tuple[str, ...], index: LexicalIndex, codes: frozenset[str]) -> tuple[str, ...] | None:
+    """The words left once noise parts are set aside, when some were and what is left still names a
+    subject: a known word that is not only a kind of value ("W4 Status" is no status), unless only
+    decoration words were dropped ("status_label" is the status); else None."""
+    noise = [_noise_word(w, index, codes) for w in ws]
+    # "#" before a code ("pnr#psd") marks a system tag, not a number
+    kept = tuple(
+        w
+        for i, w in enumerate(ws)
+        if not noise[i] and not (w == "#" and i + 1 < len(ws) and noise[i + 1] and not ws[i + 1].isdigit())
+    )
+    if not kept or len(kept) == len(ws):
+        return None
+    only_decorated = all(w in index.glossary.decorations for w in ws if w not in kept)
+    return kept if _names_subject(kept, index, only_decorated) else None
+
+
+def _names_subject(kept: tuple[str, ...], index: LexicalIndex, kind_alone: bool) -> bool:
+    """Whether words left of a header still name a subject: a known word that is not only a kind of
+    value, or the record's own word; a kind word alone ("status") only when `kind_alone`."""
+    g = index.glossary
+    every = index.canon(list(kept))
+    canon = [t for t in every if t != SELF and t in index.weights]
+    if not canon:
+        return False
+    subject = [t for t in canon if t not in g.generic and t not in g.neutral]
+    # "pnr#psd": the record's own number; "status_label": a decoration dropped from a kind word
+    return bool(subject) or SELF in every or kind_alone
+
+
+def noise_reads(header: str, index: LexicalIndex) -> tuple[tuple[str, ...], ...]:
+    """The header's readings with its noise parts set aside (see `_without_noise`); empty when none."""
+    g = index.glossary
+    text = cjk_words(header, g.cjk, g.cjk_alone)
+    first = variants(text, g.path_noise, index.seg_vocab, g.attributes)
+    if not first:
+        return ()
+    return _noise_reads(tuple(_reorder(first[0], index)), text, index.entity, index.fields_key)
 
 
 LABELS = frozenset({("title",), ("name",), ("label",), ("description",), ("display", "name")})
@@ -424,6 +533,9 @@ def semantic_text(header: str, index: LexicalIndex) -> str:
     if _one_piece(header):
         trimmed = _drop_vendor_prefix(tuple(first), index)
         first = list(trimmed)
+    plain = noise_reads(header, index)
+    if plain:
+        first = list(plain[0])  # "PW4-EMAIL-ADDRESS": embed what it names, not its system code
     return expanded_text(" ".join(first), index.glossary, index.seg_vocab)
 
 
@@ -596,8 +708,11 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
         vs = _variants_of(header, index)
         cands: list[tuple[tuple[str, ...], float]] = []
         full = set(index.canon(vs[0])) if vs else set()
+        plain_reads = set(noise_reads(header, index)) if vs else set()
         for vi, ws in enumerate(vs):
             factor = 1.0 if vi == 0 else TRAILING_FACTOR
+            if vi and tuple(ws) in plain_reads:
+                factor = NOISE_FACTOR
             if vi and any(t in index.others for t in full - set(index.canon(ws))):
                 # the path's trailing part belongs to the person or thing it starts with:
                 # "Supervisor: Employee ID" is no employee id, "emergencyContact.phone" no phone
