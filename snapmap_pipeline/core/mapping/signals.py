@@ -388,17 +388,7 @@ def _noise_word(w: str, index: LexicalIndex, codes: frozenset[str]) -> bool:
     a word ("hod_email_id", "band_max_ote") may be an abbreviation of a subject: it stays."""
     if w.isdigit() or w in index.glossary.decorations:
         return True
-    g = index.glossary
-    return (
-        w in codes
-        and len(w) <= MAX_NOISE_LETTERS
-        and w.isalpha()
-        and w not in index.seg_vocab
-        and w not in g.tokens
-        and w not in g.stopwords
-        and stem(w) not in index.weights
-        and stem(w) not in index.foreign
-    )
+    return w in codes and len(w) <= MAX_NOISE_LETTERS and w.isalpha() and not _known_word(w, index)
 
 
 def _without_noise(ws: tuple[str, ...], index: LexicalIndex, codes: frozenset[str]) -> tuple[str, ...] | None:
@@ -490,17 +480,20 @@ def _drop_vendor_prefix(ws: tuple[str, ...], index: LexicalIndex) -> tuple[str, 
     return ws[i:] if i else ws
 
 
-def _unknown_word(w: str, index: LexicalIndex) -> bool:
+def _known_word(w: str, index: LexicalIndex) -> bool:
+    """Whether a field, an alias or the glossary knows the word (as written or by its stem)."""
     g = index.glossary
     return (
-        len(w) >= 2
-        and w.isalpha()
-        and w not in index.seg_vocab
-        and w not in g.tokens
-        and w not in g.stopwords
-        and stem(w) not in index.weights
-        and stem(w) not in index.foreign
+        w in index.seg_vocab
+        or w in g.tokens
+        or w in g.stopwords
+        or stem(w) in index.weights
+        or stem(w) in index.foreign
     )
+
+
+def _unknown_word(w: str, index: LexicalIndex) -> bool:
+    return len(w) >= 2 and w.isalpha() and not _known_word(w, index)
 
 
 def _prefixes(vocab: list[str]) -> dict[str, list[int]]:
