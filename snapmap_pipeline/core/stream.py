@@ -952,6 +952,8 @@ def _export_pass(
         with contextlib.suppress(Exception):
             check.finish()
         checking.shutdown(wait=True, cancel_futures=True)
+        if job:  # the report this run started describes rows that never became a feed
+            shutil.rmtree(out_dir / "quality", ignore_errors=True)
         for p in parts:
             p.unlink(missing_ok=True)
         raise

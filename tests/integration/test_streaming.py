@@ -173,6 +173,8 @@ def test_legacy_encoding_is_transcoded_and_small_files_stay_in_memory(tmp_path: 
 
 
 def test_a_broken_row_late_in_the_file_fails_the_run_and_leaves_no_outputs(tmp_path: Path) -> None:
+    """Nor a quality report: it starts beside the pass once its sample is complete (here after two
+    blocks), and a failed run takes it away with the feeds."""
     # Pass 1 reads a few columns only; the extra cell is found by pass 2 after outputs were started.
     # Past the 4 MB prefix that decides the layout (which would widen the frame for it otherwise).
     note = "x" * 500
@@ -185,7 +187,12 @@ def test_a_broken_row_late_in_the_file_fails_the_run_and_leaves_no_outputs(tmp_p
 
     with pytest.raises(InputError) as caught:
         process_path(
-            src, out_dir=out, drop_time=DROP_TIME, chunk_rows=1_000, quality=False, map_in_child=False
+            src,
+            out_dir=out,
+            drop_time=DROP_TIME,
+            chunk_rows=1_000,
+            map_in_child=False,
+            settings=Settings(quality_sample_rows=2_000, quality_gx_min_rows=10**9),
         )
 
     assert caught.value.code == "ragged_rows"
