@@ -11,12 +11,14 @@ tests/data/headers/fresh7, built during round 7 from 18 new systems, measured un
 0.403) and studied in the eighth round; fresh8: tests/data/headers/fresh8, built during round 8 from 14
 new systems, measured untuned after it (0.606 / 0.307) and studied in the ninth round (noise parts, CJK
 labels), so none of these is an honest estimate any more; fresh9: tests/data/headers/fresh9, built in
-session 5 during round 9 from 14 new systems, measured untuned after it (0.758 / 0.452), never studied)
-beside a difflib baseline, null precision,
+session 5 during round 9 from 14 new systems, measured untuned after it (0.758 / 0.452) and studied in the
+tenth round with fresh4..fresh8, by miss classes that recur across those splits; fresh10:
+tests/data/headers/fresh10, built in session 5 during round 10 from 12 new systems, measured untuned after
+it (0.803 / 0.578), never studied) beside a difflib baseline, null precision,
 distractors left null, confidence calibration, warm time for 50 headers, the semantic field-index build /
 reuse time, and a cold `snapmap map` (subprocess, median of 3). Run:
 .venv/bin/python bench/bench_mapping.py [--splits dev,holdout,...] (a temp artifacts root; touches nothing
-else). Only the named splits are read; the default is all eleven.
+else). Only the named splits are read; the default is all twelve (tests/data/header_splits.yaml).
 """
 
 from __future__ import annotations

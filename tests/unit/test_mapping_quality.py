@@ -19,7 +19,12 @@ new, a sixth Japanese and German labels), measured untuned after round 8 (0.606 
 figure), then studied in round 9 (noise parts, CJK labels), so no longer an estimate either), and the fresh9
 split (tests/data/headers/fresh9/*.yaml, built in session 5 while round 9 was under way from 24 systems
 (14 new), measured untuned after round 9 (0.758 / 0.452, its honest figure, the same as the session-5
-starting engine's 0.758 / 0.455), never studied): their rules, and regression floors.
+starting engine's 0.758 / 0.455), then studied with fresh4..fresh8 in round 10 (miss classes recurring
+across splits: lifecycle states, head-first key ids, a job's start, paths that drop a qualifier), so no
+longer an estimate either), and the fresh10 split (tests/data/headers/fresh10/*.yaml, built in session 5
+while round 10 was under way from 22 systems (12 new), measured untuned after round 10 (0.803 / 0.578,
+its honest figure; 0.803 with the session-5 starting engine, 0.796 after round 9), never studied): their
+rules, and regression floors.
 
 The floors sit a little below what the engine reached (see bench/bench_mapping.py for the figures); they
 catch regressions, they are not tuned targets."""
@@ -53,7 +58,7 @@ FLOORS = {
     "dev": (0.94, 0.96),
     "holdout": (0.91, 0.86),
     "fresh": (0.97, 0.95),
-    "fresh2": (0.90, 0.72),
+    "fresh2": (0.91, 0.74),  # round 10 (a lifecycle state is the status): 0.934 / 0.783
     "fresh3": (0.90, 0.85),
     # fresh4, 182 cases: 0.626 / 0.328 before round 4 and 0.676 / 0.379 after it, both untuned; studied
     # in round 5 (Salesforce custom fields, Dutch compounds and qualifiers, .Omschrijving/.Code leaves):
@@ -63,19 +68,22 @@ FLOORS = {
     # engine, 0.854 after round 4, 0.860 / 0.649 after round 5 (its honest, untuned figure); studied by
     # error class in round 6 (qualifiers, umlaut-free German, uuid / login / classification rules):
     # 0.936 / 0.812, no longer an estimate
-    "fresh5": (0.91, 0.78),
+    # round 10 (lifecycle states): 0.943 / 0.839
+    "fresh5": (0.92, 0.80),
     # fresh6, 152 cases from 45 systems (43 new), built while round 6 was under way: 0.724 / 0.500 with
     # the session-4 starting engine, 0.730 / 0.511 after round 6 (its honest, untuned figure); studied in
     # round 7 (calibration per deciding method, the record's own word before a field's words, Nordic
     # letters and words, availability dates): 0.763 / 0.533, no longer an estimate
     # round 9 (noise parts set aside): 0.776 / 0.558
-    "fresh6": (0.75, 0.52),
+    # round 10 (lifecycle states, the start of a job): 0.789 / 0.571
+    "fresh6": (0.76, 0.54),
     # fresh7, 172 cases from 33 systems (18 new), built while round 7 was under way and never studied:
     # 0.709 / 0.406 with the session-4 starting engine, 0.709 / 0.403 after rounds 6 and 7 (the honest
     # figure: those rounds fitted the studied splits and did not move it); studied in round 8 (vendor
     # field knowledge from vendors' public field references, config/glossary/vendors.yaml; its SAP
-    # codes that are labelled headers here stay out of the glossary): 0.767 / 0.458
-    "fresh7": (0.74, 0.42),
+    # codes that are labelled headers here stay out of the glossary): 0.767 / 0.458; round 10 (a record
+    # synonym naming fields of its own: "posting"): 0.773 / 0.458
+    "fresh7": (0.75, 0.42),
     # fresh8, 155 cases from 25 systems (14 new), built while round 8 was under way: 0.613 / 0.311 with
     # the session-4 starting engine, 0.600 / 0.299 after rounds 6 and 7, 0.606 / 0.307 after round 8 (the
     # honest, untuned figure; 21 of its cases are Japanese UKG Pro labels); studied in round 9 (noise parts
@@ -84,8 +92,14 @@ FLOORS = {
     "fresh8": (0.83, 0.58),
     # fresh9, 153 cases from 24 systems (14 new), built in session 5 while round 9 was under way: 0.758 /
     # 0.455 with the session-5 starting engine, 0.758 / 0.452 after round 9 (the honest, untuned figure;
-    # 0.771 before two CJK glossary words that are fresh9 labels were taken out); never studied
-    "fresh9": (0.73, 0.42),
+    # 0.771 before two CJK glossary words that are fresh9 labels were taken out); studied with fresh4..8
+    # in round 10 by miss classes recurring across splits (lifecycle states as the status, head-first
+    # key ids, a path's trailing part that dropped a qualifier): 0.778 / 0.463, no longer an estimate
+    "fresh9": (0.75, 0.44),
+    # fresh10, 157 cases from 22 systems (12 new), built in session 5 while round 10 was under way: 0.803
+    # / 0.565 with the session-5 starting engine, 0.796 / 0.565 after round 9, 0.803 / 0.578 after round
+    # 10 (the honest, untuned figure); never studied
+    "fresh10": (0.78, 0.54),
 }
 
 
@@ -102,7 +116,7 @@ def splits() -> dict[str, list[dict]]:
     return {"dev": _cases(), **{name: _cases(folder) for name, folder in FOLDERS.items()}}
 
 
-@pytest.mark.parametrize("name", ["fresh4", "fresh5", "fresh6", "fresh7", "fresh8", "fresh9"])
+@pytest.mark.parametrize("name", ["fresh4", "fresh5", "fresh6", "fresh7", "fresh8", "fresh9", "fresh10"])
 def test_new_split_is_big_cited_new_and_unseen(name, splits):
     split = splits[name]
     assert len(split) >= 150

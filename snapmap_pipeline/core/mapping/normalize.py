@@ -273,6 +273,13 @@ class Glossary:
     cjk: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # a CJK word's reading when it is the whole label (名 alone is the given name, 〜名 a name of ~)
     cjk_alone: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # stemmed: lifecycle states a record's status holds (archived, obsolete, published): alone, or
+    # before a status head, they name the record's status
+    state_words: frozenset[str] = frozenset()
+    # stemmed: the processes that set those states (workflow): before a status head only
+    state_processes: frozenset[str] = frozenset()
+    # stemmed: head words that name a status when a state word qualifies them ("workflow_state")
+    status_heads: frozenset[str] = frozenset()
 
     def entity_words(self, entity: str) -> tuple[tuple[str, ...], ...]:
         return self.entities.get(entity, ())
@@ -309,6 +316,9 @@ def load_glossary(directory: Path) -> Glossary:
     logins: set[tuple[str, ...]] = set()
     agents: set[str] = set()
     decorations: set[str] = set()
+    state_words: set[str] = set()
+    state_processes: set[str] = set()
+    status_heads: set[str] = set()
     cjk: dict[str, tuple[str, ...]] = {}
     cjk_alone: dict[str, tuple[str, ...]] = {}
     for path in sorted(Path(directory).glob("*.yaml")):
@@ -342,6 +352,9 @@ def load_glossary(directory: Path) -> Glossary:
         logins.update(_key(x) for x in raw.get("login_attributes") or [] if _key(x))
         agents.update(w for x in raw.get("agent_suffixes") or [] for w in _key(x))
         decorations.update(w for x in raw.get("decorations") or [] for w in _key(x))
+        state_words.update(stem(w) for x in raw.get("state_words") or [] for w in _key(x))
+        state_processes.update(stem(w) for x in raw.get("state_processes") or [] for w in _key(x))
+        status_heads.update(stem(w) for x in raw.get("status_heads") or [] for w in _key(x))
         for table, section in ((cjk, "cjk"), (cjk_alone, "cjk_alone")):
             for src, dst in (raw.get(section) or {}).items():
                 table[unicodedata.normalize("NFKC", str(src)).strip()] = _key(dst)
@@ -389,6 +402,9 @@ def load_glossary(directory: Path) -> Glossary:
         login_attributes=frozenset(logins),
         agent_suffixes=frozenset(agents),
         decorations=frozenset(decorations),
+        state_words=frozenset(state_words),
+        state_processes=frozenset(state_processes),
+        status_heads=frozenset(status_heads),
         cjk=cjk,
         cjk_alone=cjk_alone,
     )
@@ -540,6 +556,14 @@ def canonical(
     # "External ID", "Remote ID": an id qualified only by where it lives is the record's own key
     content = [w for w in expanded if w not in glossary.stopwords]
     if len(content) >= 2 and content[-1] == "id" and all(w in glossary.key_qualifiers for w in content[:-1]):
+        expanded = [SELF, "id"]
+    elif (
+        len(content) >= 2
+        and content[0] == "id"
+        and all(stem(w) in _stems(glossary.key_qualifiers) for w in content[1:])
+    ):
+        # the head first, as French, Spanish, Portuguese and Italian write it: "ID externe", "ID de
+        # corrélation" are the external / correlation id, the record's own key too
         expanded = [SELF, "id"]
     if self_words:
         longest = max(len(k) for k in self_words)

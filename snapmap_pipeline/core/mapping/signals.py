@@ -710,6 +710,12 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
                 # the path's trailing part belongs to the person or thing it starts with:
                 # "Supervisor: Employee ID" is no employee id, "emergencyContact.phone" no phone
                 factor *= FOREIGN_FACTOR
+            if vi:
+                shadow = _shadowing_fields(full, index.canon(ws), index)
+                for fi in shadow:
+                    _bump(scores, methods, hi, fi, SCORE[GLOSSARY] * factor, 3)
+                if shadow:
+                    factor *= SHADOW_FACTOR
             plain = " ".join(ws)
             fi = index.plain_exact.get(plain)
             if fi is not None:
@@ -730,12 +736,22 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
                 # names the record's own field, when no field is named with it
                 rest = tuple(sorted({t for t in canon if t != SELF}))
                 hits = index.canon_eq.get(rest, ()) if rest else ()
-            for fi in hits:
+            named = _self_named(ws, index)
+            for fi in named:
                 _bump(scores, methods, hi, fi, SCORE[GLOSSARY] * factor, 3)
+            for fi in hits:
+                _bump(
+                    scores,
+                    methods,
+                    hi,
+                    fi,
+                    SCORE[GLOSSARY] * factor * (SELF_NAMED_FACTOR if named else 1.0),
+                    3,
+                )
             for fi in index.concept_eq.get(tuple(sorted(set(canon))), ()):
                 _bump(scores, methods, hi, fi, CONCEPT_SCORE * factor, 3)
             for fi, value in _bare_kind(canon, index):
-                _bump(scores, methods, hi, fi, value * factor, 3)
+                _bump(scores, methods, hi, fi, value * factor * (SELF_NAMED_FACTOR if named else 1.0), 3)
             cands.append((tuple(dict.fromkeys(canon)), factor))
             for t in canon:
                 uniq.setdefault(t, len(uniq))
@@ -766,6 +782,67 @@ def lexical_scores(headers: list[str], index: LexicalIndex) -> tuple[np.ndarray,
     return scores, methods
 
 
+# A path's trailing part read alone loses the words before it; when one of them, with that part, names
+# another field ("person.preferredName.givenName": preferred + given name is PREFERRED_FIRST_NAME), the
+# fuller reading is that field, and the bare part's own match (FIRST_NAME) counts this much less.
+SHADOW_FACTOR = 0.9
+
+
+def _shadowing_fields(full: set[str], canon: tuple[str, ...], index: LexicalIndex) -> set[int]:
+    """Fields named by a trailing reading's words plus one content word the reading dropped."""
+    g = index.glossary
+    own = set(canon)
+    if not own:
+        return set()
+    matched = set(index.canon_eq.get(tuple(sorted(own)), ()))
+    out: set[int] = set()
+    for d in full - own:  # the few words a path's trailing reading dropped
+        if d == SELF or d in g.neutral or d in g.generic or d not in index.weights:
+            continue
+        out |= set(index.canon_eq.get(tuple(sorted(own | {d})), ())) - matched
+    return out
+
+
+# A synonym of the record that the schema also names fields with ("posting" in a position's
+# POSTING_TITLE, POSTING_URL; not "job", the word of its key JOB_ID) is a part of the record there:
+# "Posting Name" is the posting's title, so the record's own title (TITLE) counts this much less.
+SELF_NAMED_FACTOR = 0.95
+_SELF_NAMED: dict[tuple[str, str], dict[str, list[tuple[int, str]]]] = {}
+
+
+def _self_named_table(index: LexicalIndex) -> dict[str, list[tuple[int, str]]]:
+    """Record synonym → (field, the head kind of the one word after it) for field names "<synonym>
+    <word>" whose synonym is not the first word of the key's name. Once per index."""
+    cache_key = (index.entity, index.fields_key)
+    table = _SELF_NAMED.get(cache_key)
+    if table is None:
+        g = index.glossary
+        synonyms = {h[0] for h in g.entity_words(index.entity) if len(h) == 1}
+        names = [x for x in index.texts if x.kind == "name"]
+        key_first = {x.plain.split()[0] for x in names if x.canon[-1:] == ("id",) and x.canon[:1] == (SELF,)}
+        table = {}
+        for x in names:  # the schema's field names, once
+            parts = x.plain.split()
+            if len(parts) == 2 and parts[0] in synonyms - key_first:
+                kind = g.head_kinds.get(stem(parts[1]))
+                if kind:
+                    table.setdefault(parts[0], []).append((index.fields.index(x.field), kind))
+        _SELF_NAMED[cache_key] = table
+    return table
+
+
+def _self_named(ws: list[str] | tuple[str, ...], index: LexicalIndex) -> set[int]:
+    """Fields named "<synonym> <word>" (see SELF_NAMED_FACTOR) for a header that writes the synonym
+    and, besides the record's own words, one word of the same head kind ("Job Posting Title")."""
+    table = _self_named_table(index)
+    out: set[int] = set()
+    for w in (w for w in ws if w in table):  # a handful of header words
+        rest = [t for t in index.canon([v for v in ws if v != w]) if t != SELF]
+        kind = index.glossary.head_kinds.get(rest[0]) if len(rest) == 1 else None
+        out |= {fi for fi, k in table[w] if kind is not None and k == kind}
+    return out
+
+
 KEY_CODES = frozenset({(stem("code"),), ("ref",), ("key",)})
 
 
@@ -787,11 +864,15 @@ def _bare_kind(canon: tuple[str, ...], index: LexicalIndex) -> list[tuple[int, f
     """A header that names only a kind of value ("name", "type", "Job Name") means the field the
     schema flags with that `record_kind` (a position's name is its title). Neutral words may qualify it;
     for urls, so may words no field knows ("hostedUrl", "take_url"): a url qualified by a known subject
-    ("image url", "manager url") is that subject's."""
+    ("image url", "manager url") is that subject's. A lifecycle state is the record's status (see
+    `_record_state`)."""
     content = [t for t in canon if t != SELF]
     if not content or not index.record_kinds:
         return []
     g = index.glossary
+    state = _record_state(content, index)
+    if state:
+        return state
     head = content[-1]
     kind = g.head_kinds.get(head)
     fields = index.record_kinds.get(kind or "")
@@ -812,6 +893,44 @@ def _bare_kind(canon: tuple[str, ...], index: LexicalIndex) -> list[tuple[int, f
         if sim.size and float(sim.max()) >= EXPLAINED_SIM:
             return []
     return [(fi, QUALIFIABLE_KINDS[kind]) for fi in fields]
+
+
+# A lifecycle state read as the record's status ("archived", "PublishedState"): a guess about what the
+# column holds (a status, or a yes/no for one state), so under the 0.9 of a sure match, like a status
+# qualified by an unknown word.
+STATE_SCORE = QUALIFIABLE_KINDS["status"]
+
+
+def _record_state(content: list[str], index: LexicalIndex) -> list[tuple[int, float]]:
+    """The record's status field(s) for a header whose words, besides the record's own and neutral
+    ones, are lifecycle states (glossary `state_words`: archived, obsolete), alone ("Is Archived") or
+    before a status head ("Published State"), or the processes that set them (`state_processes`) before
+    a status head ("Workflow State"); nothing in a schema with no status of the record's own (an
+    employee file), or when any other word qualifies them ("Home State" is an address's)."""
+    g = index.glossary
+    fields = index.record_kinds.get("status")
+    words_ = [t for t in content if t not in g.neutral]
+    if not fields or not g.state_words or not words_:
+        return []
+    head = words_[-1]
+    if g.head_kinds.get(head) == "status" or head in g.status_heads:
+        rest, allowed = words_[:-1], g.state_words | g.state_processes
+    else:
+        rest, allowed = words_, g.state_words
+    if rest and all(t in allowed for t in rest):
+        return [(fi, STATE_SCORE) for fi in fields]
+    return []
+
+
+def _state_explained(canon: list[str], index: LexicalIndex) -> np.ndarray:
+    """T × F: a lifecycle state word is explained by the record's status field(s) (see `_record_state`)."""
+    out = np.zeros((len(canon), len(index.fields)), dtype=bool)
+    fields = index.record_kinds.get("status")
+    if fields:
+        for ti, t in enumerate(canon):  # a handful of header words
+            if t in index.glossary.state_words or t in index.glossary.state_processes:
+                out[ti, fields] = True
+    return out
 
 
 def _header_weight(token: str, index: LexicalIndex) -> float:
@@ -882,6 +1001,7 @@ def coverage_factors(headers: list[str], index: LexicalIndex) -> np.ndarray:
             )
             sim = _token_sim(canon, index.vocab, index.prefixes)  # T × V
             explained = (sim[:, None, :] * index.f_bin[None, :, :]).max(axis=2) >= EXPLAINED_SIM  # T × F
+            explained |= _state_explained(canon, index)
             hits = explained.sum(axis=0).astype(np.float32)
             if self_col is not None and SELF in index.canon(ws):
                 hits += index.f_bin[:, self_col]
