@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from snapmap_pipeline.core.mapping.assign import assign
+from snapmap_pipeline.core.mapping.evidence import value_factors
 from snapmap_pipeline.core.mapping.normalize import load_glossary, words
-from snapmap_pipeline.core.mapping.signals import lexical_index, lexical_scores, self_extra, value_factors
+from snapmap_pipeline.core.mapping.signals import lexical_index, lexical_scores, self_extra
 from snapmap_pipeline.core.schema import EntitySchema
 from snapmap_pipeline.logs import get_logger
 from snapmap_pipeline.settings import Settings, get_settings

@@ -21,13 +21,6 @@ def employee():
     return load_schema("employee")
 
 
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """One artifacts root for the module: the field index is built once and reused, as in production
-    (these tests never write memory, so sharing it cannot couple them)."""
-    return Settings(artifacts_root=str(tmp_path_factory.mktemp("artifacts")))
-
-
 def test_normalise_splits_case_paths_and_accents():
     assert normalize("EMPLOYEE_ID") == "employee id"
     assert normalize("workerID.idValue") == "worker id id value"

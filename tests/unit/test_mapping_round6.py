@@ -14,12 +14,6 @@ from snapmap_pipeline.core.schema import load_schema
 from snapmap_pipeline.settings import Settings
 
 
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """One artifacts root for the module, so the field index is built once."""
-    return Settings(artifacts_root=str(tmp_path_factory.mktemp("artifacts")))
-
-
 def _target(entity: str, header: str, settings: Settings) -> str | None:
     return map_columns([header], None, load_schema(entity), settings=settings).items[0].target
 

@@ -11,13 +11,6 @@ from snapmap_pipeline.core.mapping import map_columns
 from snapmap_pipeline.core.mapping.engine import METHOD_CAP, SEMANTIC_GAP, _confidence
 from snapmap_pipeline.core.mapping.normalize import normalize
 from snapmap_pipeline.core.schema import load_schema
-from snapmap_pipeline.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """One artifacts root for the module, so the field index is built once."""
-    return Settings(artifacts_root=str(tmp_path_factory.mktemp("artifacts")))
 
 
 def test_a_semantic_decision_is_never_sure_and_less_so_with_a_near_runner_up():

@@ -17,12 +17,6 @@ from snapmap_pipeline.settings import Settings
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """One artifacts root for the module, so the field index is built once."""
-    return Settings(artifacts_root=str(tmp_path_factory.mktemp("artifacts")))
-
-
-@pytest.fixture(scope="module")
 def glossary():
     return load_glossary(Path(Settings().config_dir) / "glossary")
 

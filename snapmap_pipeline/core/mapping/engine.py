@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from snapmap_pipeline.core.mapping.assign import NON_EXACT_CAP, assign, combine
+from snapmap_pipeline.core.mapping.evidence import field_kind, value_factors, value_floor
 from snapmap_pipeline.core.mapping.memory import MappingMemory, fingerprint
 from snapmap_pipeline.core.mapping.overrides import load_overrides
 from snapmap_pipeline.core.mapping.semantic import calibrate, semantic_and_sink
@@ -29,8 +30,6 @@ from snapmap_pipeline.core.mapping.signals import (
     plural_key_factors,
     qualifier_factors,
     semantic_text,
-    value_factors,
-    value_floor,
 )
 from snapmap_pipeline.core.schema import EntitySchema, custom_field
 from snapmap_pipeline.errors import ConfigError
@@ -238,7 +237,7 @@ def map_columns(
     shape = head_factors(headers, index) * coverage_factors(headers, index)
     base = np.where(lex >= 0.9, base, base * shape)
     # a yes/no header is never a date, however well its words match one (is_published)
-    base = base * boolean_factors(headers, index, [_value_kind(f) for f in schema.fields])
+    base = base * boolean_factors(headers, index, [field_kind(f) for f in schema.fields])
     base = base * plural_key_factors(headers, index, fidx.get(schema.key or ""))
     base = base * id_name_factors(headers, index)
     # a qualifier (probation, previous, tax) the field does not name: another thing's date or number,
@@ -334,10 +333,6 @@ def _method(
         return "semantic"
     code = int(lex_method[k, fi])
     return METHODS[code] if code else "semantic"
-
-
-def _value_kind(spec: Any) -> str:
-    return (spec.item_type or spec.type) if spec.type == "list" else spec.type
 
 
 def _default_memory(tenant: str | None, settings: Settings) -> MappingMemory | None:
