@@ -32,6 +32,15 @@ from typing import Any
 
 import polars as pl
 
+from snapmap_pipeline.core.blocks import (
+    PREFIX_BYTES,
+    Layout,
+    blocks,
+    check_cells,
+    number_rows,
+    parse_block,
+    record_end,
+)
 from snapmap_pipeline.core.companion import sql_params
 from snapmap_pipeline.core.pipeline import (
     ROW,
@@ -47,7 +56,6 @@ from snapmap_pipeline.core.pipeline import (
 from snapmap_pipeline.core.read import detect_encoding
 from snapmap_pipeline.core.schema import EntitySchema, load_schema
 from snapmap_pipeline.errors import (
-    CellTooLargeError,
     DecodeError,
     InputError,
     SnapMapError,
@@ -57,7 +65,6 @@ from snapmap_pipeline.settings import Settings, get_settings
 
 log = get_logger(__name__)
 
-PREFIX_BYTES = 4 * 1024 * 1024  # header, delimiter, profiles, entity and mapping come from this much
 # Raw bytes that always hold PREFIX_BYTES once re-encoded as UTF-8 (UTF-32 takes 4 bytes a character).
 PREFIX_READ_BYTES = 4 * PREFIX_BYTES + 8
 SAMPLE_BYTES = 1024 * 1024  # encoding detection looks at this much
@@ -161,7 +168,7 @@ def _cut_prefix(head: bytes) -> bytes:
     """The first PREFIX_BYTES of UTF-8 text `head`, ended at a record boundary (all of it when shorter)."""
     if len(head) <= PREFIX_BYTES:
         return head
-    return head[: _record_end(head[:PREFIX_BYTES]) or PREFIX_BYTES]
+    return head[: record_end(head[:PREFIX_BYTES]) or PREFIX_BYTES]
 
 
 def read_prefix(
@@ -248,117 +255,6 @@ def _mapping_child(job: str, result: str) -> None:
     Path(result).write_bytes(pickle.dumps(out))
 
 
-# -- record-aligned blocks --------------------------------------------------------------------------
-def _record_end(buf: bytes) -> int:
-    """Length of the longest head of `buf` that ends at a record boundary: after a newline outside
-    quotes (an even number of `"` before it; `buf` starts at a boundary). 0 when there is none."""
-    pos = buf.rfind(b"\n")
-    if pos < 0:
-        return 0
-    quotes = buf.count(b'"', 0, pos)
-    while pos >= 0:
-        if quotes % 2 == 0:
-            return pos + 1
-        prev = buf.rfind(b"\n", 0, pos)
-        if prev < 0:
-            return 0
-        quotes -= buf.count(b'"', prev, pos)
-        pos = prev
-    return 0
-
-
-def _blocks(path: Path, block_bytes: int) -> Iterator[bytes]:
-    """The file as consecutive byte blocks of about `block_bytes`, each ending at a record boundary.
-
-    A block grows when no boundary is found in it (a quoted cell holding newlines, or a stray quote).
-    """
-    carry = b""
-    with path.open("rb") as fh:
-        while True:
-            chunk = fh.read(block_bytes)
-            if not chunk:
-                if carry:
-                    yield carry
-                return
-            buf = carry + chunk if carry else chunk
-            cut = _record_end(buf)
-            if cut == 0:
-                carry = buf
-                continue
-            yield buf[:cut]
-            carry = buf[cut:]
-
-
-# -- parsing one block ------------------------------------------------------------------------------
-@dataclass
-class _Layout:
-    """How every block is parsed: what the prefix read decided."""
-
-    delimiter: str
-    header_row: int
-    names: list[str]
-
-
-def _parse(
-    buf: bytes, layout: _Layout, first: bool, filename: str, *, columns: list[int] | None = None
-) -> pl.DataFrame:
-    """One block as an all-string frame named like the prefix read (same polars options as read.py);
-    only the `columns` positions when given (polars then skips the other cells' values)."""
-    schema = {f"c{i}": pl.String for i in range(len(layout.names))}
-    try:
-        df = pl.read_csv(
-            buf,
-            has_header=False,
-            separator=layout.delimiter,
-            skip_rows=layout.header_row if first else 0,
-            schema=schema,
-            null_values=[""],
-            quote_char='"',
-            missing_columns="insert",
-            columns=columns,
-        )
-    except (pl.exceptions.ComputeError, pl.exceptions.SchemaError) as exc:
-        text = str(exc).lower()
-        if "more fields" in text or "not specified in schema" in text:
-            raise InputError(
-                f"'{filename}' has rows with more cells than its header past its first "
-                f"{PREFIX_BYTES // (1024 * 1024)} MB, which a streamed file cannot widen. Fix the export "
-                "(a missing quote around a cell with the delimiter is the usual cause).",
-                code="ragged_rows",
-                file=filename,
-            ) from exc
-        raise
-    df.columns = layout.names if columns is None else [layout.names[i] for i in columns]
-    return df.slice(1) if first else df
-
-
-def _number(df: pl.DataFrame, first_row: int) -> tuple[pl.DataFrame, int]:
-    """`_row` as read_step numbers it, then blank lines dropped: (frame, blank lines)."""
-    df = df.with_row_index(ROW, offset=first_row).with_columns(pl.col(ROW).cast(pl.Int64))
-    if df.width <= 1 or df.height == 0:
-        return df, 0
-    blank = pl.all_horizontal(pl.exclude(ROW).is_null())
-    blanks = int(df.select(blank.sum()).item())
-    return (df.filter(~blank) if blanks else df), blanks
-
-
-def _check_cells(df: pl.DataFrame, filename: str, settings: Settings) -> None:
-    """The cell-size guard of read.py, per block."""
-    if df.height == 0:
-        return
-    sizes = df.select(pl.exclude(ROW).str.len_bytes().max()).row(0)
-    for name, size in zip([c for c in df.columns if c != ROW], sizes, strict=True):
-        if size is not None and size > settings.max_cell_bytes:
-            raise CellTooLargeError(
-                f"'{filename}' column '{name}' has a cell of {size:,} bytes, over the "
-                f"{settings.max_cell_bytes:,} byte limit. Check the export (a broken quote "
-                "often swallows rows) or raise SNAPMAP_MAX_CELL_BYTES.",
-                file=filename,
-                column=name,
-                bytes=size,
-            )
-
-
 # -- pass 1: the whole-file facts --------------------------------------------------------------------
 @dataclass
 class _Sub:
@@ -415,7 +311,7 @@ def _checksum(frame: pl.DataFrame, fields: list[str]) -> int:
 
 def _scan_pass(
     src: Path,
-    layout: _Layout,
+    layout: Layout,
     mapping: Any,
     schema: EntitySchema,
     block_bytes: int,
@@ -490,11 +386,11 @@ def _scan_pass(
     # block is transformed and hashed in a worker thread: polars releases the GIL, so both cores work.
     pending: deque[Future[_BlockScan]] = deque()
     with ThreadPoolExecutor(1, thread_name_prefix="snapmap-scan") as pool:
-        for k, buf in enumerate(_blocks(src, block_bytes)):
+        for k, buf in enumerate(blocks(src, block_bytes)):
             if not columns:
                 scan.checksums.append(0)
                 continue
-            raw = _parse(buf, layout, k == 0, src.name, columns=columns)
+            raw = parse_block(buf, layout, k == 0, src.name, columns=columns)
             # No blank-line filter here: checksum and hashes skip blanks, which is all a blank line holds.
             df = raw.with_row_index(ROW, offset=next_row).with_columns(pl.col(ROW).cast(pl.Int64))
             next_row += raw.height
@@ -619,7 +515,7 @@ def process_path(
             prefix = _cut_prefix(fh.read(PREFIX_BYTES + 1))
         df, read_report = read_step(prefix, filename, settings)
         read_report.encoding = encoding
-        layout = _Layout(read_report.delimiter or ",", read_report.header_row, list(read_report.columns))
+        layout = Layout(read_report.delimiter or ",", read_report.header_row, list(read_report.columns))
         if mapping is not None:  # decided (and reviewed) by the caller on `read_prefix`'s frame
             from snapmap_pipeline.core.infer import EntityGuess
 
@@ -741,15 +637,15 @@ def _warm_quality() -> None:
     threading.Thread(target=_import_gx, name="snapmap-gx-import", daemon=True).start()
 
 
-def _batches(src: Path, layout: _Layout, block_bytes: int, filename: str, settings: Settings):
+def _batches(src: Path, layout: Layout, block_bytes: int, filename: str, settings: Settings):
     """(frame with `_row`, blank lines) per block, numbered as read_step numbers the whole file."""
     next_row = layout.header_row + 2
-    for i, buf in enumerate(_blocks(src, block_bytes)):
-        raw = _parse(buf, layout, i == 0, filename)
+    for i, buf in enumerate(blocks(src, block_bytes)):
+        raw = parse_block(buf, layout, i == 0, filename)
         height = raw.height
-        df, blanks = _number(raw, next_row)
+        df, blanks = number_rows(raw, next_row)
         next_row += height
-        _check_cells(df, filename, settings)
+        check_cells(df, filename, settings)
         yield df, blanks
 
 
@@ -770,7 +666,7 @@ def _export_pass(
     src: Path,
     out_dir: Path,
     *,
-    layout: _Layout,
+    layout: Layout,
     mapping: Any,
     schema: EntitySchema,
     operation: str,
