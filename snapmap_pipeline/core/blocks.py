@@ -11,8 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from snapmap_pipeline.core.pipeline import ROW
-from snapmap_pipeline.errors import CellTooLargeError, InputError
-from snapmap_pipeline.settings import Settings
+from snapmap_pipeline.errors import InputError
 
 PREFIX_BYTES = 4 * 1024 * 1024  # header, delimiter, profiles, entity and mapping come from this much
 
@@ -107,20 +106,3 @@ def number_rows(df: pl.DataFrame, first_row: int) -> tuple[pl.DataFrame, int]:
     blank = pl.all_horizontal(pl.exclude(ROW).is_null())
     blanks = int(df.select(blank.sum()).item())
     return (df.filter(~blank) if blanks else df), blanks
-
-
-def check_cells(df: pl.DataFrame, filename: str, settings: Settings) -> None:
-    """The cell-size guard of read.py, per block."""
-    if df.height == 0:
-        return
-    sizes = df.select(pl.exclude(ROW).str.len_bytes().max()).row(0)
-    for name, size in zip([c for c in df.columns if c != ROW], sizes, strict=True):
-        if size is not None and size > settings.max_cell_bytes:
-            raise CellTooLargeError(
-                f"'{filename}' column '{name}' has a cell of {size:,} bytes, over the "
-                f"{settings.max_cell_bytes:,} byte limit. Check the export (a broken quote "
-                "often swallows rows) or raise SNAPMAP_MAX_CELL_BYTES.",
-                file=filename,
-                column=name,
-                bytes=size,
-            )

@@ -579,21 +579,28 @@ def _finish(raw: pl.DataFrame, report: ReadReport, settings: Settings) -> pl.Dat
     df = raw.slice(1)
     df.columns = names
     df = df.with_columns(pl.col(c).cast(pl.String) for c, t in df.schema.items() if t != pl.String)
-    if df.height:
-        sizes = df.select(pl.all().str.len_bytes().max()).row(0)
-        for name, size in zip(df.columns, sizes, strict=True):
-            if size is not None and size > settings.max_cell_bytes:
-                raise CellTooLargeError(
-                    f"'{filename}' column '{name}' has a cell of {size:,} bytes, over the "
-                    f"{settings.max_cell_bytes:,} byte limit. Check the export (a broken quote "
-                    "often swallows rows) or raise SNAPMAP_MAX_CELL_BYTES.",
-                    file=filename,
-                    column=name,
-                    bytes=size,
-                )
+    check_cells(df, filename, settings)
     report.rows = df.height
     report.columns = list(df.columns)
     return df
+
+
+def check_cells(df: pl.DataFrame, filename: str, settings: Settings) -> None:
+    """The cell-size guard: no text cell over `max_cell_bytes` (a broken quote swallowing rows)."""
+    text = df.select(pl.col(pl.String))
+    if text.height == 0 or text.width == 0:
+        return
+    sizes = text.select(pl.all().str.len_bytes().max()).row(0)
+    for name, size in zip(text.columns, sizes, strict=True):
+        if size is not None and size > settings.max_cell_bytes:
+            raise CellTooLargeError(
+                f"'{filename}' column '{name}' has a cell of {size:,} bytes, over the "
+                f"{settings.max_cell_bytes:,} byte limit. Check the export (a broken quote "
+                "often swallows rows) or raise SNAPMAP_MAX_CELL_BYTES.",
+                file=filename,
+                column=name,
+                bytes=size,
+            )
 
 
 def _too_large(filename: str, size: int, settings: Settings) -> FileTooLargeError:

@@ -36,7 +36,6 @@ from snapmap_pipeline.core.blocks import (
     PREFIX_BYTES,
     Layout,
     blocks,
-    check_cells,
     number_rows,
     parse_block,
     record_end,
@@ -53,7 +52,7 @@ from snapmap_pipeline.core.pipeline import (
     review_or_block,
     tenant_settings,
 )
-from snapmap_pipeline.core.read import detect_encoding
+from snapmap_pipeline.core.read import check_cells, detect_encoding
 from snapmap_pipeline.core.schema import EntitySchema, load_schema
 from snapmap_pipeline.errors import (
     DecodeError,

@@ -1,4 +1,5 @@
-"""core/blocks.py: a CSV file cut into record-aligned byte blocks, each parsed with the prefix's layout."""
+"""core/blocks.py: a CSV file cut into record-aligned byte blocks, each parsed with the prefix's layout
+(and read.py's cell-size guard, which every block passes)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from snapmap_pipeline.core.blocks import Layout, blocks, check_cells, number_rows, parse_block, record_end
+from snapmap_pipeline.core.blocks import Layout, blocks, number_rows, parse_block, record_end
+from snapmap_pipeline.core.read import check_cells
 from snapmap_pipeline.errors import CellTooLargeError, InputError
 from snapmap_pipeline.settings import Settings
 
