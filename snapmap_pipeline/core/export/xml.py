@@ -584,8 +584,9 @@ def write_xml(
             plan, used = plans[key]
             # Chunks are built in worker threads (polars releases the GIL; one record concat_str runs on
             # one core) while finished ones are written in order: at most `threads` + 1 chunks in memory.
-            if pool is None or writer is None:  # one at a time, in this thread; straight into the file
-                done: Future[tuple[bytes, int, int, int]] = Future()  # when nobody reads it
+            if pool is None or writer is None:
+                # One at a time, in this thread; straight into the file when nobody reads the chunk.
+                done: Future[tuple[bytes, int, int, int]] = Future()
                 sink = fh if on_chunk is None else None
                 done.set_result(_render_chunk(chunk, plan, used, open_tag, close_tag, sink))
                 put(done)
