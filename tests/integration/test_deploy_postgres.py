@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from snapmap_pipeline.defs.drops.assets import EMBEDDING_POOL
 from tests.integration.postgres import DaemonDeployment, PostgresServer, deploy_instance_config
 
 pytestmark = pytest.mark.integration
@@ -77,12 +78,12 @@ def deployment(postgres_server: PostgresServer, s3_server, tmp_path: Path, monke
     }
     # One process per run (in_process executor): what is under test is the storage, the queue and the
     # daemon; per-step processes (bench/many_files.py measures them) would only make each run slower.
-    dep = DaemonDeployment(
-        tmp_path / "dagster_home",
-        env,
-        deploy_instance_config(max_concurrent_runs=LIMIT, tenant_limit=LIMIT),
-        executor="in_process",
-    )
+    config = deploy_instance_config(max_concurrent_runs=LIMIT, tenant_limit=LIMIT)
+    dep = DaemonDeployment(tmp_path / "dagster_home", env, config, executor="in_process")
+    # As deploy/dagster.yaml says, a deployment sets its pools' limits: left to the default, the first
+    # two runs to claim a slot both create the pool's row, and on PostgreSQL one of them then fails
+    # (Dagster's initialize_concurrency_limit_to_default; seen once in CI as InFailedSqlTransaction).
+    dep.set_pool_limit(EMBEDDING_POOL, config["concurrency"]["pools"]["default_limit"])
     for key in (
         "DAGSTER_PG_HOST",
         "DAGSTER_PG_PORT",
@@ -125,6 +126,20 @@ def test_deploy_dagster_yaml_loads_on_postgres(postgres_server: PostgresServer, 
         instance.dispose()
 
 
+def _failure(instance: dg.DagsterInstance, run_id: str) -> str:
+    """What a failed run's step and run failure events say (so a CI failure names its cause)."""
+    kinds = {dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
+    lines = []
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.event_type not in kinds:
+            continue
+        error = getattr(event.event_specific_data, "error", None)
+        detail = error.to_string() if error is not None else entry.user_message
+        lines.append(f"{run_id} {event.step_key or 'run'}: {detail}")
+    return "\n".join(lines) or f"{run_id}: no failure event"
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_twenty_drops_run_queued_two_at_a_time_on_postgres_and_s3(deployment, s3_server):
@@ -162,7 +177,9 @@ def test_twenty_drops_run_queued_two_at_a_time_on_postgres_and_s3(deployment, s3
     assert len(done) >= FILES, (
         f"{len(done)}/{FILES} runs finished in {elapsed:.0f}s, statuses {statuses}:\n{dep.log_tail()}"
     )
-    assert not failed, f"runs did not succeed: {failed}"
+    assert not failed, f"runs did not succeed: {failed}\n" + "\n".join(
+        _failure(instance, run_id) for run_id in failed
+    )
     assert len(records) == FILES  # nothing ran twice
     run_hashes = [r.dagster_run.tags["snapmap/hash"] for r in records]
     assert sorted(run_hashes) == sorted(hashes)  # one run per content hash, none skipped
